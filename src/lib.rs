@@ -1,0 +1,14 @@
+//! `launch`: the PID 1 of an application container.
+//!
+//! The binary (`src/main.rs`) only parses the command line; everything it hands over to
+//! lives here, one concern per module:
+//!
+//! - [`exit`]: how a child's end becomes launch's exit code (128+N, remapping).
+//! - [`duration`]: the one way durations are written (`5s`, `500ms`, `1m30s`).
+//! - [`supervise`]: the event loop, spawning clean children, reaping, forwarding signals,
+//!   and cleaning up what is left; the plain-init mode (`launch -- CMD`) is the
+//!   supervisor with one process.
+
+pub mod duration;
+pub mod exit;
+pub mod supervise;

@@ -1,0 +1,103 @@
+//! The `launch` command line: parse it, then hand over to the library.
+
+// The standard runtime's start-up sets SIGPIPE to "ignore" before `main`, and the
+// command must see the disposition launch was really given. So launch has its own C
+// `main`; std still works (glibc hands argv to it through .init_array).
+#![no_main]
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use launch::exit::{Remap, code};
+use launch::supervise::{self, PlainInit};
+
+const EXAMPLES: &str = "\
+Examples:
+  launch -- nginx -g 'daemon off;'     run nginx as PID 1's only child
+  launch -g -- ./start.sh             forward signals to the script's whole group
+  launch -e 143:0 -- java -jar app.jar treat death by SIGTERM as success
+
+In a Dockerfile (the binary is static, so it works FROM scratch):
+  COPY launch /usr/local/bin/launch
+  ENTRYPOINT [\"/usr/local/bin/launch\", \"--\"]
+  CMD [\"/usr/bin/app\", \"--port\", \"8080\"]
+
+What launch does as PID 1 (or as a child subreaper when it is not PID 1):
+  - starts CMD in its own process group, in the current directory, with the signal
+    mask and ignored signals launch was given; stdin a terminal: CMD gets its foreground
+  - forwards every signal it receives (TERM, INT, QUIT, HUP, USR1, USR2, WINCH, ...)
+  - reaps every zombie, orphans included, without ever polling
+  - when CMD exits: SIGTERM to all that is left, SIGKILL after --grace, then exits with
+    CMD's code (128+N if signal N killed it)
+
+Exit codes: CMD's own; 64 usage error; 126 CMD not executable; 127 CMD not found;
+70 launch itself failed.";
+
+/// launch: a small, fast, trustworthy PID 1 for containers.
+#[derive(Debug, Parser)]
+#[command(name = "launch", version, after_long_help = EXAMPLES, after_help = "Run 'launch --help' for examples.")]
+struct Cli {
+    /// Forward signals to CMD's whole process group instead of CMD alone.
+    #[arg(short = 'g', long)]
+    group: bool,
+
+    /// How long processes left behind by CMD get between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    grace: Duration,
+
+    /// Exit with TO when CMD exits with FROM (e.g. 143:0); repeatable.
+    #[arg(short = 'e', long = "exit-remap", value_name = "FROM:TO", value_parser = Remap::parse_rule)]
+    exit_remap: Vec<(i32, i32)>,
+
+    /// Say on stderr what launch does (start, forward, reap, stop).
+    #[arg(short, long)]
+    verbose: bool,
+
+    /// The command to run, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    launch::duration::parse(text).map_err(|e| e.to_string())
+}
+
+/// The entry point, called by the C runtime.
+// SAFETY: this is the process's only `main` symbol; the C runtime calls it once with
+// argc/argv, which std reads on its own.
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    if cli.command.is_empty() {
+        eprintln!(
+            "launch: no command given\n\nUsage: launch [OPTIONS] -- CMD [ARG]...\nRun 'launch --help' for examples."
+        );
+        return code::USAGE;
+    }
+    supervise::plain_init(PlainInit {
+        command: cli.command,
+        forward_to_group: cli.group,
+        grace: cli.grace,
+        remap: Remap::new(cli.exit_remap),
+        verbose: cli.verbose,
+    })
+}
+
+/// Prints a clap error; help and version are not errors.
+fn usage_error(e: clap::Error) -> i32 {
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => {
+            eprintln!("hint: put the command to run after '--': launch -- CMD [ARG]...");
+            code::USAGE
+        }
+        _ => code::USAGE,
+    }
+}
