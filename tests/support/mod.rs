@@ -1,0 +1,360 @@
+//! The shared test harness: runs the real `launch` binary, as PID 1 of a fresh PID
+//! namespace (`unshare --pid --fork --mount-proc`) or as a plain child (a subreaper),
+//! with real child programs, and never lets anything outlive its deadline.
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn launch_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_launch")
+}
+
+/// The probe program (tests/support/probe.c), compiled once per test run.
+pub fn probe() -> &'static Path {
+    static PROBE: OnceLock<PathBuf> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/probe.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("probe");
+        let staged = out.with_extension(format!("{}", std::process::id()));
+        let status = Command::new("cc")
+            .args(["-O2", "-Wall", "-o"])
+            .arg(&staged)
+            .arg(&source)
+            .status()
+            .expect("a C compiler (cc) is needed to build the test probe");
+        assert!(status.success(), "compiling {} failed", source.display());
+        // Several test binaries may compile at once; rename is atomic.
+        fs::rename(&staged, &out).unwrap();
+        out
+    })
+}
+
+/// How launch is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// PID 1 of a new PID namespace, with its own /proc.
+    Pid1,
+    /// An ordinary child of the test: launch becomes a child subreaper.
+    Subreaper,
+}
+
+/// A command that runs launch with `args` in `mode`; stdio is the caller's to set.
+pub fn command(mode: Mode, args: &[&str]) -> Command {
+    let mut cmd = match mode {
+        Mode::Pid1 => {
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+                .arg(launch_bin());
+            c
+        }
+        Mode::Subreaper => Command::new(launch_bin()),
+    };
+    cmd.args(args);
+    cmd
+}
+
+/// Text a process wrote, collected as it comes.
+#[derive(Default)]
+pub struct Output {
+    text: Mutex<String>,
+    grew: Condvar,
+}
+
+impl Output {
+    /// Collects everything `reader` produces, on a thread.
+    pub fn collect(reader: impl Read + Send + 'static) -> Arc<Output> {
+        let out = Arc::new(Output::default());
+        let sink = out.clone();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(reader);
+            let mut line = String::new();
+            while lines.read_line(&mut line).unwrap_or(0) > 0 {
+                sink.text.lock().unwrap().push_str(&line);
+                sink.grew.notify_all();
+                line.clear();
+            }
+        });
+        out
+    }
+
+    /// Everything so far.
+    pub fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+
+    /// Waits until the text contains `needle` `times` times; false at the deadline.
+    pub fn wait_for_n(&self, needle: &str, times: usize, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        let mut text = self.text.lock().unwrap();
+        loop {
+            if text.matches(needle).count() >= times {
+                return true;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            text = self.grew.wait_timeout(text, left).unwrap().0;
+        }
+    }
+
+    /// Waits until the text contains `needle`; false at the deadline.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_for_n(needle, 1, timeout)
+    }
+}
+
+/// A running launch, killed with everything under it when dropped or overdue.
+pub struct Launched {
+    child: Child,
+    mode: Mode,
+    /// launch's pid as this test sees it.
+    pub pid: i32,
+    /// launch's stdout (its children's, really).
+    pub stdout: Arc<Output>,
+    /// launch's stderr.
+    pub stderr: Arc<Output>,
+    deadline: Instant,
+}
+
+/// The default hard deadline of one launch run.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+impl Launched {
+    /// Starts launch with `args`, stdout and stderr captured.
+    pub fn start(mode: Mode, args: &[&str]) -> Launched {
+        let mut cmd = command(mode, args);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Launched::spawn(mode, cmd)
+    }
+
+    /// Starts a prepared command (stdout and stderr must be piped).
+    pub fn spawn(mode: Mode, mut cmd: Command) -> Launched {
+        let mut child = cmd.spawn().expect("cannot start launch");
+        let stdout = Output::collect(child.stdout.take().expect("stdout piped"));
+        let stderr = Output::collect(child.stderr.take().expect("stderr piped"));
+        Launched::adopt(mode, child, stdout, stderr)
+    }
+
+    /// Wraps an already started command whose output the caller collects.
+    pub fn adopt(mode: Mode, child: Child, stdout: Arc<Output>, stderr: Arc<Output>) -> Launched {
+        let outer = child.id() as i32;
+        let pid = match mode {
+            Mode::Subreaper => outer,
+            // launch may have come and gone already: then there is no pid to know.
+            Mode::Pid1 => wait_until(Duration::from_secs(10), || {
+                children_of(outer).first().copied().or_else(|| {
+                    let gone = fs::read_to_string(format!("/proc/{outer}/stat"))
+                        .map_or(true, |stat| stat.contains(") Z "));
+                    gone.then_some(-1)
+                })
+            })
+            .expect("unshare did not start launch"),
+        };
+        Launched {
+            child,
+            mode,
+            pid,
+            stdout,
+            stderr,
+            deadline: Instant::now() + DEADLINE,
+        }
+    }
+
+    /// Sends `signal` to launch.
+    pub fn signal(&self, signal: i32) {
+        assert!(self.pid > 0, "launch has already exited");
+        // SAFETY: kill(2) with plain integers.
+        let rc = unsafe { libc::kill(self.pid, signal) };
+        assert_eq!(rc, 0, "cannot signal launch");
+    }
+
+    /// Waits for launch to exit, at most `timeout` (and never past the hard deadline);
+    /// kills everything and fails the test when it does not.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let until = (Instant::now() + timeout).min(self.deadline);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the readers catch the last lines.
+                thread::sleep(Duration::from_millis(20));
+                return status;
+            }
+            if Instant::now() >= until {
+                self.kill_all();
+                panic!(
+                    "launch did not exit within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout.text(),
+                    self.stderr.text()
+                );
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for a line on stdout, failing the test with all output at the deadline.
+    pub fn expect(&self, needle: &str) {
+        if !self.stdout.wait_for(needle, Duration::from_secs(10)) {
+            panic!(
+                "no {needle:?} on stdout within 10s\nstdout:\n{}\nstderr:\n{}",
+                self.stdout.text(),
+                self.stderr.text()
+            );
+        }
+    }
+
+    /// Whether launch is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn kill_all(&mut self) {
+        for pid in descendants(self.pid) {
+            // SAFETY: kill(2) with plain integers.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        // SAFETY: as above. In Pid1 mode this ends the namespace and all in it.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.kill_all();
+        }
+        let _ = self.mode;
+    }
+}
+
+/// Runs `check` every few milliseconds until it returns something or `timeout` passes.
+pub fn wait_until<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// One process as /proc shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Proc {
+    /// Its pid.
+    pub pid: i32,
+    /// Its parent's.
+    pub ppid: i32,
+    /// Its state letter (R, S, Z, ...).
+    pub state: char,
+}
+
+/// Every process on the machine.
+pub fn processes() -> Vec<Proc> {
+    let mut all = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let mut fields = stat[close + 1..].split_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        all.push(Proc { pid, ppid, state });
+    }
+    all
+}
+
+/// The children of `pid`.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    processes()
+        .iter()
+        .filter(|p| p.ppid == pid)
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// The zombie children of `pid`.
+pub fn zombies_of(pid: i32) -> usize {
+    processes()
+        .iter()
+        .filter(|p| p.ppid == pid && p.state == 'Z')
+        .count()
+}
+
+/// Every process below `pid`.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut kids: HashMap<i32, Vec<i32>> = HashMap::new();
+    for p in processes() {
+        kids.entry(p.ppid).or_default().push(p.pid);
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        for &k in kids.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+            found.push(k);
+            stack.push(k);
+        }
+    }
+    found
+}
+
+/// The probes whose command line holds `tag=<tag>` (the probe accepts and ignores it;
+/// launch, which has it among its own arguments, is not counted).
+pub fn tagged(tag: &str) -> Vec<i32> {
+    let needle = format!("tag={tag}");
+    processes()
+        .iter()
+        .filter(|p| {
+            let Ok(cmdline) = fs::read(format!("/proc/{}/cmdline", p.pid)) else {
+                return false;
+            };
+            let mut args = cmdline.split(|&b| b == 0);
+            args.next().is_some_and(|argv0| argv0.ends_with(b"probe"))
+                && args.next() == Some(needle.as_bytes())
+        })
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// A tag unique to this test process and call site.
+pub fn unique_tag(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
+/// The static release binary that goes into images, built once per test run (`cargo
+/// static`) into a target directory of its own, so as not to wait on the lock of the
+/// `cargo test` that runs us.
+pub fn static_launch() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("static-build");
+        let status = Command::new(env!("CARGO"))
+            .args(["static", "--locked", "-q", "--target-dir"])
+            .arg(&target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cannot run cargo");
+        assert!(status.success(), "cargo static failed");
+        target_dir.join("x86_64-unknown-linux-gnu/release/launch")
+    })
+}
