@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Measures launch side by side with tini, dumb-init and catatonit (Debian's packages),
+# each as PID 1 of a fresh PID namespace, and prints one Markdown table.
+#
+#   bash bench/init.sh            # about a minute on 2 cores
+#   RUNS=500 bash bench/init.sh   # more start-up samples
+#
+# Never run from the tests: the figures go to docs/performance.md by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-300}
+SIGNALS=${SIGNALS:-2000}
+ORPHANS=${ORPHANS:-10000}
+REAPS=${REAPS:-7}
+
+need=()
+for pkg in tini:tini-static dumb-init:dumb-init catatonit:catatonit hyperfine:hyperfine gcc:cc; do
+    command -v "${pkg#*:}" >/dev/null || need+=("${pkg%%:*}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo static -q
+LAUNCH=$PWD/target/x86_64-unknown-linux-gnu/release/launch
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cc -O2 -Wall -o "$work/helper" bench/helper.c
+NS=(unshare --pid --fork --mount-proc --kill-child)
+
+declare -A INIT=(
+    [launch]="$LAUNCH --"
+    [tini]="$(command -v tini-static) --"
+    [dumb-init]="$(command -v dumb-init) --"
+    [catatonit]="$(command -v catatonit) --"
+)
+ORDER=(launch tini dumb-init catatonit)
+
+median_ms() { # hyperfine's median of a command, in ms
+    hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$work/h.json" "$1" >/dev/null 2>&1
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"]*1000)' "$work/h.json"
+}
+
+child_of() { # the (first) child of pid $1
+    for _ in $(seq 2000); do
+        for stat in /proc/[0-9]*/stat; do
+            read -r line <"$stat" 2>/dev/null || continue
+            rest=${line##*) }
+            set -- $rest
+            [ "$2" = "$PARENT" ] && { echo "${stat//[^0-9]/}"; return; }
+        done
+        sleep 0.005
+    done
+}
+
+echo "measuring start-up (bare /bin/true under unshare: baseline)..." >&2
+bare=$(median_ms "${NS[*]} /bin/true")
+
+declare -A START RSS PSS CSW LAT P99 REAP SIZE
+for name in "${ORDER[@]}"; do
+    echo "measuring $name..." >&2
+    t=$(median_ms "${NS[*]} ${INIT[$name]} /bin/true")
+    START[$name]=$(python3 -c "print(f'{$t - $bare:.2f}')")
+
+    # Idle: supervising sleep, after it has settled.
+    "${NS[@]}" ${INIT[$name]} sleep 1000 2>/dev/null &
+    outer=$!
+    PARENT=$outer
+    pid=$(child_of)
+    sleep 0.5
+    RSS[$name]=$(awk '/^Rss:/ {print $2}' "/proc/$pid/smaps_rollup")
+    PSS[$name]=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup")
+    c0=$(awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$pid/status")
+    sleep 5
+    c1=$(awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$pid/status")
+    CSW[$name]=$((c1 - c0))
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$outer" 2>/dev/null || true
+
+    read -r LAT[$name] P99[$name] < <("$work/helper" latency "$SIGNALS" ${INIT[$name]} 2>/dev/null)
+    # Reaping is dominated by the kernel tearing 10,000 processes down on few cores, so
+    # it is noisy: the median of REAPS runs.
+    REAP[$name]=$(for _ in $(seq "$REAPS"); do
+        "${NS[@]}" ${INIT[$name]} "$work/helper" orphans "$ORPHANS" 2>/dev/null
+    done | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+    bin=${INIT[$name]% --}
+    SIZE[$name]=$(stat -c %s "$bin")
+done
+
+kib() { python3 -c "print(f'{$1/1024:.0f} KiB' if $1 < 1048576 else f'{$1/1048576:.2f} MiB')"; }
+echo
+echo "| | launch | tini | dumb-init | catatonit |"
+echo "|---|---|---|---|---|"
+row() { printf '| %s |' "$1"; shift; for v in "$@"; do printf ' %s |' "$v"; done; echo; }
+row "start-up overhead, median ms (bare: $(printf %.2f "$bare") ms)" "${START[launch]}" "${START[tini]}" "${START[dumb-init]}" "${START[catatonit]}"
+row "idle RSS, KiB" "${RSS[launch]}" "${RSS[tini]}" "${RSS[dumb-init]}" "${RSS[catatonit]}"
+row "idle PSS, KiB" "${PSS[launch]}" "${PSS[tini]}" "${PSS[dumb-init]}" "${PSS[catatonit]}"
+row "voluntary context switches in 5 s idle" "${CSW[launch]}" "${CSW[tini]}" "${CSW[dumb-init]}" "${CSW[catatonit]}"
+row "signal forwarding latency, median µs" "${LAT[launch]}" "${LAT[tini]}" "${LAT[dumb-init]}" "${LAT[catatonit]}"
+row "signal forwarding latency, p99 µs" "${P99[launch]}" "${P99[tini]}" "${P99[dumb-init]}" "${P99[catatonit]}"
+row "reap $ORPHANS orphans, median ms of $REAPS" "${REAP[launch]}" "${REAP[tini]}" "${REAP[dumb-init]}" "${REAP[catatonit]}"
+row "binary size" "$(kib "${SIZE[launch]}") static" "$(kib "${SIZE[tini]}") static" "$(kib "${SIZE[dumb-init]}") dynamic" "$(kib "${SIZE[catatonit]}") static"
