@@ -9,6 +9,15 @@
 //!   and cleaning up what is left; the plain-init mode (`launch -- CMD`) is the
 //!   supervisor with one process.
 
+pub mod atomic;
+pub mod commands;
 pub mod duration;
 pub mod exit;
+pub mod layout;
+pub mod pillar;
+pub mod reconfigure;
+pub mod render;
+pub mod spec;
 pub mod supervise;
+pub mod users;
+pub mod yaml;

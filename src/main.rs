@@ -11,10 +11,18 @@ use std::time::Duration;
 use clap::Parser;
 use clap::error::ErrorKind;
 
+use launch::commands;
 use launch::exit::{Remap, code};
+use launch::layout::LayoutArgs;
+use launch::reconfigure::Options;
 use launch::supervise::{self, PlainInit};
 
 const EXAMPLES: &str = "\
+Configuration (a project under /srv/projects/NAME, see docs/):
+  launch check                        validate everything, show what would change
+  launch check --show-pillar          ... and every value with the layer it came from
+  launch reconfigure --set app.port=9090   render and write the config files, then exit
+
 Examples:
   launch -- nginx -g 'daemon off;'     run nginx as PID 1's only child
   launch -g -- ./start.sh             forward signals to the script's whole group
@@ -39,7 +47,11 @@ Exit codes: CMD's own; 64 usage error; 126 CMD not executable; 127 CMD not found
 /// launch: a small, fast, trustworthy PID 1 for containers.
 #[derive(Debug, Parser)]
 #[command(name = "launch", version, after_long_help = EXAMPLES, after_help = "Run 'launch --help' for examples.")]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    action: Option<Action>,
+
     /// Forward signals to CMD's whole process group instead of CMD alone.
     #[arg(short = 'g', long)]
     group: bool,
@@ -61,6 +73,56 @@ struct Cli {
     command: Vec<OsString>,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Validate the pillar, the spec and every template; print a diff of each output
+    /// against the file on disk. Writes nothing. Exit 0 when valid, 78 when not.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Also print the merged pillar, each value with the layer it came from.
+        #[arg(long)]
+        show_pillar: bool,
+    },
+    /// Validate, then write the rendered configuration files (only those that changed,
+    /// atomically, all or none), and exit.
+    Reconfigure {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+/// Where the project is and what to override.
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// The project root (holding project/, pillar/, data/); default: the only
+    /// directory under /srv/projects.
+    #[arg(long, env = "LAUNCH_ROOT", value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
+    /// The project directory (launch.yml, pillar.yml, templates/), for a host checkout.
+    #[arg(long, env = "LAUNCH_PROJECT", value_name = "DIR")]
+    project: Option<std::path::PathBuf>,
+    /// The volume directory (configuration/, data/, ssh/), for a host checkout.
+    #[arg(long, env = "LAUNCH_DATA", value_name = "DIR")]
+    data: Option<std::path::PathBuf>,
+    /// Override a pillar value, last and strongest layer (VALUE is read as YAML).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    sets: Vec<String>,
+}
+
+impl ConfigArgs {
+    fn options(self) -> Options {
+        Options {
+            layout: LayoutArgs {
+                root: self.root,
+                project: self.project,
+                data: self.data,
+            },
+            sets: self.sets,
+        }
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     launch::duration::parse(text).map_err(|e| e.to_string())
 }
@@ -74,6 +136,14 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    match cli.action {
+        Some(Action::Check {
+            config,
+            show_pillar,
+        }) => return commands::check(&config.options(), show_pillar),
+        Some(Action::Reconfigure { config }) => return commands::reconfigure(&config.options()),
+        None => {}
+    }
     if cli.command.is_empty() {
         eprintln!(
             "launch: no command given\n\nUsage: launch [OPTIONS] -- CMD [ARG]...\nRun 'launch --help' for examples."

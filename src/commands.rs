@@ -1,0 +1,113 @@
+//! `launch check` and `launch reconfigure` as the user sees them: what is printed and
+//! the exit code.
+
+use std::io::Write;
+
+use crate::exit::code;
+use crate::reconfigure::{self, ConfigError, Options};
+use crate::render::Change;
+
+/// `launch check`: everything of the start-up's first step and a diff of what would
+/// change; writes nothing. 0 when valid, 78 when not.
+pub fn check(options: &Options, show_pillar: bool) -> i32 {
+    let plan = match reconfigure::plan(options) {
+        Ok(plan) => plan,
+        Err(errors) => return report_errors(&errors, "check"),
+    };
+    let errors = reconfigure::check_outputs(&plan);
+    if !errors.is_empty() {
+        return report_errors(&errors, "check");
+    }
+    let mut out = std::io::stdout().lock();
+    if show_pillar {
+        let _ = writeln!(
+            out,
+            "# merged pillar, each value with the layer it came from"
+        );
+        let _ = write!(
+            out,
+            "{}",
+            crate::render::mask(&plan.pillar.describe(), &plan.secrets)
+        );
+    }
+    if plan.first_start {
+        let _ = writeln!(
+            out,
+            "would create {} with every default commented out",
+            plan.layout.operator_file().display()
+        );
+    }
+    let mut changing = 0;
+    for output in &plan.outputs {
+        let dest = output.template.dest.display();
+        match output.change {
+            Change::Unchanged => {
+                let _ = writeln!(out, "unchanged {dest}");
+            }
+            Change::Attributes => {
+                changing += 1;
+                let _ = writeln!(out, "would set mode/owner of {dest} (content unchanged)");
+            }
+            Change::Created | Change::Content => {
+                changing += 1;
+                let _ = write!(out, "{}", output.diff(&plan.secrets));
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "launch check: the configuration is valid; {changing} of {} files would change",
+        plan.outputs.len()
+    );
+    0
+}
+
+/// `launch reconfigure`: check, then write what changed; exit.
+pub fn reconfigure(options: &Options) -> i32 {
+    let plan = match reconfigure::plan(options) {
+        Ok(plan) => plan,
+        Err(errors) => return report_errors(&errors, "reconfigure"),
+    };
+    let report = match reconfigure::apply(&plan) {
+        Ok(report) => report,
+        Err(errors) => return report_errors(&errors, "reconfigure"),
+    };
+    if report.wrote_operator_file {
+        eprintln!(
+            "launch: created {} (every default, commented out, for the operator to edit)",
+            plan.layout.operator_file().display()
+        );
+    }
+    for written in &report.written {
+        let what = match written.change {
+            Change::Created => "created",
+            Change::Content => "updated",
+            _ => "set mode/owner of",
+        };
+        eprintln!("launch: {what} {}", written.dest.display());
+        if written.in_place {
+            eprintln!(
+                "launch: warning: {} is a bind-mounted file; it was written in place (not atomically)",
+                written.dest.display()
+            );
+        }
+    }
+    eprintln!(
+        "launch reconfigure: {} written, {} unchanged",
+        report.written.len(),
+        report.unchanged
+    );
+    0
+}
+
+fn report_errors(errors: &[ConfigError], what: &str) -> i32 {
+    for e in errors {
+        eprintln!("launch: {e}");
+    }
+    let n = errors.len();
+    eprintln!(
+        "launch {what}: {n} problem{} found; nothing was written",
+        if n == 1 { "" } else { "s" }
+    );
+    code::CONFIG
+}

@@ -1,0 +1,355 @@
+//! The pillar: configuration values in layers, later wins.
+//!
+//! `project/pillar.yml` (the image's defaults) < `pillar/*.yml` (image overrides, by
+//! name) < `data/configuration/pillar.yml` (the operator's) < `--set a.b=VALUE`.
+//! Mappings merge key by key, recursively; scalars and lists are replaced whole. Every
+//! value remembers the layer it came from, for `launch check --show-pillar`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::{Mapping, Value};
+
+use crate::atomic::{self, Attributes};
+use crate::layout::Layout;
+use crate::yaml::{self, Place, YamlError};
+
+/// A layer that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PillarError {
+    /// Not valid YAML.
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    /// Valid YAML, but not a mapping at the top.
+    #[error(
+        "{place}: the top level is {found}, but a pillar must be a mapping of keys\n  \
+         fix: write `key: value` lines (an empty file is fine)"
+    )]
+    NotMapping {
+        /// The file.
+        place: Place,
+        /// What it is instead.
+        found: &'static str,
+    },
+    /// The file exists but cannot be read.
+    #[error("{path}: cannot read: {source}\n  fix: check the file's permissions")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A `--set` that is not `a.b=VALUE`.
+    #[error("--set {0:?}: write --set key.path=VALUE, e.g. --set nginx.port=8080")]
+    BadSet(String),
+    /// The operator's file could not be created.
+    #[error("{0}\n  fix: make the volume writable, or create configuration/pillar.yml yourself")]
+    Write(#[from] atomic::AtomicError),
+}
+
+/// The merged pillar and where each value came from.
+#[derive(Debug, Clone, Default)]
+pub struct Pillar {
+    /// The merged values (a mapping).
+    pub value: Mapping,
+    /// The layers, in order: a file path or `--set`.
+    pub layers: Vec<String>,
+    origins: BTreeMap<Vec<String>, usize>,
+}
+
+impl Pillar {
+    /// Loads and merges every layer of `layout` and the `--set` flags. All broken layers
+    /// are reported, not just the first.
+    pub fn load(layout: &Layout, sets: &[String]) -> Result<Pillar, Vec<PillarError>> {
+        let mut files = vec![layout.defaults_file()];
+        if let Ok(entries) = fs::read_dir(&layout.pillar) {
+            let mut overrides: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+                .collect();
+            overrides.sort();
+            files.extend(overrides);
+        }
+        files.push(layout.operator_file());
+
+        let mut pillar = Pillar::default();
+        let mut errors = Vec::new();
+        for file in files {
+            match read_layer(&file) {
+                Ok(Some(layer)) => pillar.merge_layer(file.display().to_string(), layer),
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        for set in sets {
+            match parse_set(set) {
+                Ok(layer) => pillar.merge_layer(format!("--set {set}"), layer),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(pillar)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Merges `layer` on top, remembering it as `name`.
+    pub fn merge_layer(&mut self, name: String, layer: Mapping) {
+        let index = self.layers.len();
+        self.layers.push(name);
+        merge(
+            &mut self.value,
+            layer,
+            index,
+            &mut Vec::new(),
+            &mut self.origins,
+        );
+    }
+
+    /// The layer a leaf value (by key path) came from.
+    pub fn origin(&self, path: &[&str]) -> Option<&str> {
+        let key: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        self.origins.get(&key).map(|&i| self.layers[i].as_str())
+    }
+
+    /// Every leaf as `a.b.c: value  # from LAYER`, for `--show-pillar`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let mut path = Vec::new();
+        self.describe_into(&self.value, &mut path, &mut out);
+        out
+    }
+
+    fn describe_into(&self, map: &Mapping, path: &mut Vec<String>, out: &mut String) {
+        for (key, value) in map {
+            path.push(key_string(key));
+            match value {
+                Value::Mapping(inner) if !inner.is_empty() => self.describe_into(inner, path, out),
+                _ => {
+                    let shown = serde_json::to_string(&value).unwrap_or_else(|_| "?".into());
+                    let from = self
+                        .origins
+                        .get(path.as_slice())
+                        .map_or("?", |&i| self.layers[i].as_str());
+                    let _ = writeln!(out, "{}: {shown}  # from {from}", path.join("."));
+                }
+            }
+            path.pop();
+        }
+    }
+}
+
+fn merge(
+    base: &mut Mapping,
+    over: Mapping,
+    layer: usize,
+    path: &mut Vec<String>,
+    origins: &mut BTreeMap<Vec<String>, usize>,
+) {
+    for (key, value) in over {
+        path.push(key_string(&key));
+        match (base.get_mut(&key), value) {
+            (Some(Value::Mapping(inner)), Value::Mapping(over_inner)) => {
+                merge(inner, over_inner, layer, path, origins);
+            }
+            (_, value) => {
+                // A replaced subtree takes its origins with it.
+                origins.retain(|p, _| !(p.len() > path.len() && p.starts_with(path)));
+                if let Value::Mapping(inner) = &value {
+                    let mut nested = path.clone();
+                    record_all(inner, layer, &mut nested, origins);
+                }
+                origins.insert(path.clone(), layer);
+                base.insert(key, value);
+            }
+        }
+        path.pop();
+    }
+}
+
+fn record_all(
+    map: &Mapping,
+    layer: usize,
+    path: &mut Vec<String>,
+    origins: &mut BTreeMap<Vec<String>, usize>,
+) {
+    for (key, value) in map {
+        path.push(key_string(key));
+        origins.insert(path.clone(), layer);
+        if let Value::Mapping(inner) = value {
+            record_all(inner, layer, path, origins);
+        }
+        path.pop();
+    }
+}
+
+fn key_string(key: &Value) -> String {
+    match key {
+        Value::String(s) => s.clone(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+/// Reads one layer file: `None` when it does not exist.
+fn read_layer(file: &Path) -> Result<Option<Mapping>, PillarError> {
+    let text = match fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(PillarError::Read {
+                path: file.into(),
+                source,
+            });
+        }
+    };
+    match yaml::parse(file, &text)? {
+        Value::Null => Ok(Some(Mapping::new())),
+        Value::Mapping(map) => Ok(Some(map)),
+        other => Err(PillarError::NotMapping {
+            place: Place {
+                file: file.into(),
+                line: 1,
+                col: 0,
+            },
+            found: yaml::kind(&other),
+        }),
+    }
+}
+
+/// `a.b.c=VALUE` as a one-path mapping; VALUE is read as YAML (`8080` is a number,
+/// `true` a boolean, `[a, b]` a list), and as a plain string when it is not YAML.
+pub fn parse_set(set: &str) -> Result<Mapping, PillarError> {
+    let bad = || PillarError::BadSet(set.to_string());
+    let (path, raw) = set.split_once('=').ok_or_else(bad)?;
+    let keys: Vec<&str> = path.trim().split('.').collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        return Err(bad());
+    }
+    let mut value = match serde_yaml::from_str::<Value>(raw) {
+        Ok(Value::Mapping(_)) | Err(_) => Value::String(raw.to_string()),
+        Ok(v) => v,
+    };
+    for key in keys.iter().rev() {
+        let mut map = Mapping::new();
+        map.insert(Value::String(key.to_string()), value);
+        value = Value::Mapping(map);
+    }
+    match value {
+        Value::Mapping(map) => Ok(map),
+        _ => Err(bad()),
+    }
+}
+
+/// On first start the operator's file does not exist: create it with every default
+/// commented out, so that the file they will edit shows every knob. Returns true when
+/// it was written; an existing file is never touched.
+pub fn write_operator_file(layout: &Layout) -> Result<bool, PillarError> {
+    let dest = layout.operator_file();
+    if fs::symlink_metadata(&dest).is_ok() {
+        return Ok(false);
+    }
+    let mut text = String::from(
+        "# The operator's configuration of this service: launch reads it at every start\n\
+         # and on `docker kill -s HUP`. Uncomment a line and change its value to override\n\
+         # the image's default; `launch check --show-pillar` shows the merged result.\n",
+    );
+    let mut sources = vec![layout.defaults_file()];
+    if let Ok(entries) = fs::read_dir(&layout.pillar) {
+        let mut more: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        more.sort();
+        sources.extend(
+            more.into_iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml")),
+        );
+    }
+    for source in sources {
+        let Ok(defaults) = fs::read_to_string(&source) else {
+            continue;
+        };
+        let _ = write!(text, "\n# --- defaults from {} ---\n", source.display());
+        for line in defaults.lines() {
+            if line.trim().is_empty() {
+                text.push('\n');
+            } else {
+                let _ = writeln!(
+                    text,
+                    "#{}{line}",
+                    if line.starts_with('#') { "" } else { " " }
+                );
+            }
+        }
+    }
+    let config_dir = dest.parent().unwrap_or(Path::new("."));
+    if !config_dir.exists() {
+        fs::create_dir_all(config_dir).map_err(|source| {
+            PillarError::Write(atomic::AtomicError::CreateDir {
+                path: config_dir.into(),
+                source,
+            })
+        })?;
+        let _ = fs::set_permissions(
+            config_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o750),
+        );
+    }
+    atomic::write(
+        &dest,
+        text.as_bytes(),
+        Attributes {
+            mode: 0o640,
+            uid: None,
+            gid: None,
+        },
+    )?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(text: &str) -> Mapping {
+        serde_yaml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn mappings_merge_and_scalars_and_lists_replace() {
+        let mut p = Pillar::default();
+        p.merge_layer("defaults".into(), map("a: {b: 1, c: [1, 2]}\nx: 1\n"));
+        p.merge_layer("operator".into(), map("a: {c: [3]}\nx: {y: 2}\n"));
+        assert_eq!(p.value, map("a: {b: 1, c: [3]}\nx: {y: 2}\n"));
+        assert_eq!(p.origin(&["a", "b"]), Some("defaults"));
+        assert_eq!(p.origin(&["a", "c"]), Some("operator"));
+        assert_eq!(p.origin(&["x", "y"]), Some("operator"));
+        let shown = p.describe();
+        assert!(shown.contains("a.b: 1  # from defaults"), "{shown}");
+        assert!(shown.contains("a.c: [3]  # from operator"), "{shown}");
+    }
+
+    #[test]
+    fn a_replaced_subtree_forgets_old_origins() {
+        let mut p = Pillar::default();
+        p.merge_layer("one".into(), map("a: {b: 1}\n"));
+        p.merge_layer("two".into(), map("a: 5\n"));
+        assert_eq!(p.origin(&["a", "b"]), None);
+        assert_eq!(p.origin(&["a"]), Some("two"));
+    }
+
+    #[test]
+    fn set_values_are_yaml_scalars() {
+        assert_eq!(
+            parse_set("nginx.port=8080").unwrap(),
+            map("nginx: {port: 8080}")
+        );
+        assert_eq!(parse_set("a=true").unwrap(), map("a: true"));
+        assert_eq!(parse_set("a=hello world").unwrap(), map("a: hello world"));
+        assert_eq!(parse_set("a=x: y").unwrap(), map("a: 'x: y'"));
+        assert!(parse_set("novalue").is_err());
+        assert!(parse_set("a..b=1").is_err());
+    }
+}

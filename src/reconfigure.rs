@@ -1,0 +1,140 @@
+//! The configuration pipeline: layout -> pillar -> spec -> templates. `launch check`,
+//! `launch reconfigure`, start-up and SIGHUP all go through [`plan`] (everything in
+//! memory, nothing written) and then, except `check`, [`apply`].
+
+use std::fs;
+use std::path::PathBuf;
+
+use crate::layout::{Layout, LayoutArgs, LayoutError};
+use crate::pillar::{self, Pillar, PillarError};
+use crate::render::{self, Applied, Output, RenderError, Renderer};
+use crate::spec::{self, Spec, SpecError};
+use crate::users::Accounts;
+
+/// Any configuration problem; each says file:line and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Where the project is.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// A pillar layer.
+    #[error(transparent)]
+    Pillar(#[from] PillarError),
+    /// The spec.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// A template or an output.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// launch.yml could not be read.
+    #[error("{path}: cannot read: {source}\n  fix: check the file's permissions")]
+    ReadSpec {
+        /// The spec file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What the command line said about configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where the project is.
+    pub layout: LayoutArgs,
+    /// `--set a.b=VALUE` overrides.
+    pub sets: Vec<String>,
+}
+
+/// Everything worked out in memory, nothing written yet.
+pub struct Plan {
+    /// The layout.
+    pub layout: Layout,
+    /// The merged pillar.
+    pub pillar: Pillar,
+    /// The parsed spec.
+    pub spec: Spec,
+    /// Every template's output, compared with the disk.
+    pub outputs: Vec<Output>,
+    /// Secret values read while rendering (to be masked in anything shown).
+    pub secrets: Vec<String>,
+    /// The operator's pillar file does not exist yet (first start).
+    pub first_start: bool,
+}
+
+/// Step 1 of the start-up: resolve, load, merge, render and parse, all in memory.
+/// Returns every problem found, not only the first.
+pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
+    let layout = Layout::resolve(&options.layout).map_err(|e| vec![e.into()])?;
+    let pillar = Pillar::load(&layout, &options.sets).map_err(into_all)?;
+    let spec_file = layout.spec_file();
+    let spec_text = fs::read_to_string(&spec_file).map_err(|source| {
+        vec![ConfigError::ReadSpec {
+            path: spec_file.clone(),
+            source,
+        }]
+    })?;
+    let renderer = Renderer::new(&layout, &spec_text).map_err(into_all)?;
+    let context = render::context(&pillar, &layout);
+    let rendered = renderer.render_spec(&context).map_err(|e| vec![e.into()])?;
+    let accounts = Accounts::load(std::path::Path::new("/"));
+    let spec = spec::parse(&spec_file, &rendered, &accounts).map_err(into_all)?;
+
+    let mut outputs = Vec::new();
+    let mut errors = Vec::new();
+    for template in &spec.templates {
+        match renderer
+            .render(template, &spec_file, &context)
+            .and_then(|content| Output::compare(template.clone(), content, &spec_file))
+        {
+            Ok(output) => outputs.push(output),
+            Err(e) => errors.push(e.into()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Plan {
+        first_start: fs::symlink_metadata(layout.operator_file()).is_err(),
+        secrets: renderer.secrets(),
+        layout,
+        pillar,
+        spec,
+        outputs,
+    })
+}
+
+/// What [`apply`] changed.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The operator's pillar file was created.
+    pub wrote_operator_file: bool,
+    /// Outputs written (changed ones only).
+    pub written: Vec<Applied>,
+    /// How many outputs were already right.
+    pub unchanged: usize,
+}
+
+/// Steps 2 to 4: writes what the plan says (the operator's file on first start, the
+/// changed outputs, all or none).
+pub fn apply(plan: &Plan) -> Result<Report, Vec<ConfigError>> {
+    let written = render::apply(&plan.outputs).map_err(into_all)?;
+    let wrote_operator_file =
+        pillar::write_operator_file(&plan.layout).map_err(|e| vec![e.into()])?;
+    Ok(Report {
+        wrote_operator_file,
+        unchanged: plan.outputs.len() - written.len(),
+        written,
+    })
+}
+
+/// Runs the templates' check commands on staged copies, for `launch check`.
+pub fn check_outputs(plan: &Plan) -> Vec<ConfigError> {
+    render::check_only(&plan.outputs)
+        .into_iter()
+        .map(ConfigError::from)
+        .collect()
+}
+
+fn into_all<E: Into<ConfigError>>(errors: Vec<E>) -> Vec<ConfigError> {
+    errors.into_iter().map(Into::into).collect()
+}

@@ -1,0 +1,688 @@
+//! Tera, as config files need it: strict (an undefined variable is an error), no HTML
+//! autoescaping (it would mangle an XML or shell config), with `to_json`, `to_yaml`,
+//! `shell_quote` and `default` filters, includes and components from `templates/`, and a
+//! `secret(name=...)` function that reads `/run/secrets/NAME` and whose values are
+//! masked wherever launch shows content.
+//!
+//! Everything is rendered in memory first; [`apply`] then stages every changed output
+//! beside its destination, runs the checks, and only when all are good renames them
+//! into place.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use tera::{Context, Kwargs, State, Tera, TeraResult};
+
+use crate::atomic::{self, AtomicError, Attributes, Committed};
+use crate::layout::Layout;
+use crate::pillar::Pillar;
+use crate::spec::{self, Template};
+use crate::yaml::{self, Place};
+
+/// Where secrets are read from unless `$LAUNCH_SECRETS_DIR` says otherwise (Docker
+/// and Kubernetes both mount them here).
+pub const SECRETS_DIR: &str = "/run/secrets";
+
+/// A template or output problem.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// Tera refused a template (syntax, undefined variable, missing include, ...).
+    #[error("{place}: {what}{excerpt}\n  fix: {fix}")]
+    Template {
+        /// Where.
+        place: Place,
+        /// What Tera said.
+        what: String,
+        /// The offending line.
+        excerpt: String,
+        /// What to do.
+        fix: String,
+    },
+    /// A template file cannot be read.
+    #[error("{path}: cannot read: {source}\n  fix: check that the file exists and is UTF-8 text")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A spec entry names a template that does not exist.
+    #[error("{place}: template {src} does not exist\n  fix: create {path}, or correct src")]
+    MissingSource {
+        /// The spec entry.
+        place: Place,
+        /// Its src.
+        src: String,
+        /// The full path looked for.
+        path: PathBuf,
+    },
+    /// The destination exists and is not a regular file.
+    #[error(
+        "{dest}: exists and is a directory (or not a regular file)\n  fix: remove it, or choose another dest in {spec}"
+    )]
+    NotAFile {
+        /// The destination.
+        dest: PathBuf,
+        /// The spec file.
+        spec: Place,
+    },
+    /// The check command refused the staged output.
+    #[error(
+        "{dest}: the check `{command}` failed ({status}):\n{output}  fix: correct the template or the pillar so that the check passes; the old file is untouched"
+    )]
+    CheckFailed {
+        /// The destination.
+        dest: PathBuf,
+        /// The command, as run.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// What it printed, indented.
+        output: String,
+    },
+    /// Staging or replacing failed.
+    #[error("{0}\n  fix: nothing was changed; make the destination writable and try again")]
+    Write(#[from] AtomicError),
+}
+
+/// The Tera environment of one project.
+pub struct Renderer {
+    tera: Tera,
+    /// Template name -> (file, source), for error excerpts.
+    sources: HashMap<String, (PathBuf, String)>,
+    secrets: Arc<Mutex<Vec<String>>>,
+    templates_dir: PathBuf,
+}
+
+/// The name `launch.yml` is known by inside Tera (not a valid file name under
+/// templates/, so it cannot clash).
+const SPEC_NAME: &str = "/launch.yml";
+
+impl Renderer {
+    /// Loads every file under `templates/` (so includes and components resolve) and the
+    /// spec. All syntax errors are reported.
+    pub fn new(layout: &Layout, spec_text: &str) -> Result<Renderer, Vec<RenderError>> {
+        let secrets = Arc::new(Mutex::new(Vec::new()));
+        let mut tera = Tera::new();
+        // Config files are not HTML: never escape.
+        tera.autoescape_on(Vec::<&str>::new());
+        register(&mut tera, secrets.clone());
+
+        let mut sources = HashMap::new();
+        let mut errors = Vec::new();
+        let templates_dir = layout.templates_dir();
+        if templates_dir.is_dir() {
+            for entry in walkdir::WalkDir::new(&templates_dir).sort_by_file_name() {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        errors.push(RenderError::Read {
+                            path: e
+                                .path()
+                                .map(Path::to_path_buf)
+                                .unwrap_or_else(|| templates_dir.clone()),
+                            source: e.into(),
+                        });
+                        continue;
+                    }
+                };
+                if !entry.file_type().is_file() {
+                    continue;
+                }
+                let path = entry.path().to_path_buf();
+                let name = path
+                    .strip_prefix(&templates_dir)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
+                match fs::read_to_string(&path) {
+                    Ok(text) => {
+                        sources.insert(name, (path, text));
+                    }
+                    Err(source) => errors.push(RenderError::Read { path, source }),
+                }
+            }
+        }
+        sources.insert(
+            SPEC_NAME.to_string(),
+            (layout.spec_file(), spec_text.to_string()),
+        );
+        let mut renderer = Renderer {
+            tera,
+            sources,
+            secrets,
+            templates_dir,
+        };
+        // One by one, so that every broken file is reported (references to other files
+        // cannot resolve alone: those are left to the pass with all files together).
+        for (name, (_, text)) in &renderer.sources {
+            let mut alone = Tera::new();
+            register(&mut alone, Arc::new(Mutex::new(Vec::new())));
+            if let Err(e) = alone.add_raw_template(name, text) {
+                errors.extend(
+                    renderer
+                        .errors(&e, name)
+                        .into_iter()
+                        .filter(|(what, _)| {
+                            !what.starts_with("Unknown template")
+                                && !what.starts_with("Unknown component")
+                        })
+                        .map(|(_, e)| e),
+                );
+            }
+        }
+        if errors.is_empty() {
+            let all: Vec<(String, String)> = renderer
+                .sources
+                .iter()
+                .map(|(n, (_, t))| (n.clone(), t.clone()))
+                .collect();
+            if let Err(e) = renderer.tera.add_raw_templates(all) {
+                errors.extend(renderer.errors(&e, SPEC_NAME).into_iter().map(|(_, e)| e));
+            }
+        }
+        if errors.is_empty() {
+            Ok(renderer)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Renders `project/launch.yml`. In it, `{{ staged }}` stays as written, for the
+    /// template `check` commands that use it.
+    pub fn render_spec(&self, context: &Context) -> Result<String, RenderError> {
+        let mut context = context.clone();
+        context.insert("staged", "{{ staged }}");
+        self.tera
+            .render(SPEC_NAME, &context)
+            .map_err(|e| self.error(&e, SPEC_NAME))
+    }
+
+    /// Renders one template of the spec.
+    pub fn render(
+        &self,
+        template: &Template,
+        spec_file: &Path,
+        context: &Context,
+    ) -> Result<String, RenderError> {
+        let name = template
+            .src
+            .strip_prefix("templates")
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| template.src.to_string_lossy().into_owned());
+        if !self.sources.contains_key(&name) || name == SPEC_NAME {
+            return Err(RenderError::MissingSource {
+                place: Place {
+                    file: spec_file.into(),
+                    line: template.line,
+                    col: 0,
+                },
+                src: template.src.display().to_string(),
+                path: self.templates_dir.join(&name),
+            });
+        }
+        self.tera
+            .render(&name, context)
+            .map_err(|e| self.error(&e, &name))
+    }
+
+    /// Every secret value read so far (to mask them in what launch shows).
+    pub fn secrets(&self) -> Vec<String> {
+        self.secrets.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn error(&self, e: &tera::Error, fallback: &str) -> RenderError {
+        self.errors(e, fallback).into_iter().next().map_or_else(
+            || self.located(fallback, 0, 0, plain_message(e), e),
+            |(_, e)| e,
+        )
+    }
+
+    /// Every problem in a Tera error, each with its message (a build error lists all the
+    /// missing filters and includes of a template as formatted reports: they are read
+    /// back into places here).
+    fn errors(&self, e: &tera::Error, fallback: &str) -> Vec<(String, RenderError)> {
+        use tera::ErrorKind as K;
+        if let K::SyntaxError(r) | K::RenderingError(r) = e.kind() {
+            let name = if r.filename().is_empty() {
+                fallback
+            } else {
+                r.filename()
+            };
+            let what = r.message().to_string();
+            return vec![(
+                what.clone(),
+                self.located(name, r.span().start_line, r.span().start_col + 1, what, e),
+            )];
+        }
+        let text = plain_message(e);
+        let mut found = Vec::new();
+        let mut lines = text.lines().peekable();
+        while let Some(line) = lines.next() {
+            let Some(what) = line.strip_prefix("error: ") else {
+                continue;
+            };
+            let Some(at) = lines
+                .peek()
+                .and_then(|l| l.trim_start().strip_prefix("--> "))
+            else {
+                continue;
+            };
+            let mut parts = at.rsplitn(3, ':');
+            let col = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+            let line_no = parts.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+            let name = parts.next().unwrap_or(fallback);
+            found.push((
+                what.to_string(),
+                self.located(name, line_no, col, what.to_string(), e),
+            ));
+        }
+        if found.is_empty() {
+            found.push((text.clone(), self.located(fallback, 0, 0, text, e)));
+        }
+        found
+    }
+
+    fn located(
+        &self,
+        name: &str,
+        line: usize,
+        col: usize,
+        what: String,
+        e: &tera::Error,
+    ) -> RenderError {
+        use tera::ErrorKind as K;
+        let (file, text) = self
+            .sources
+            .get(name)
+            .map(|(f, t)| (f.clone(), t.as_str()))
+            .unwrap_or_else(|| (PathBuf::from(name), ""));
+        let lower = what.to_lowercase();
+        let fix = if lower.contains("unknown template")
+            || matches!(e.kind(), K::TemplateNotFound(_))
+        {
+            "create the included file under project/templates/, or correct its name"
+        } else if lower.contains("unknown filter") {
+            "use a filter Tera has, or one launch adds: to_json, to_yaml, shell_quote, default"
+        } else if lower.contains("unknown function") {
+            "use a function Tera has (range, throw), or launch's secret(name=\"...\")"
+        } else if lower.contains("not found") || lower.contains("undefined") {
+            "define it in project/pillar.yml (or the operator's configuration/pillar.yml), or give a fallback: {{ x | default(value=\"...\") }}"
+        } else if matches!(e.kind(), K::SyntaxError(_)) {
+            "correct the Tera syntax here ({{ value }}, {% if %}...{% endif %}, {# comment #})"
+        } else {
+            "correct the template or the pillar value it uses"
+        };
+        RenderError::Template {
+            place: Place { file, line, col },
+            what,
+            excerpt: yaml::excerpt(text, line, col),
+            fix: fix.to_string(),
+        }
+    }
+}
+
+fn plain_message(e: &tera::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// The context every template and the spec see: `pillar`, `env`, `project`.
+pub fn context(pillar: &Pillar, layout: &Layout) -> Context {
+    let mut context = Context::new();
+    context.insert("pillar", &pillar.value);
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    context.insert("env", &env);
+    let mut project = std::collections::BTreeMap::new();
+    project.insert("name", layout.name.clone());
+    project.insert("dir", layout.project.display().to_string());
+    project.insert("data", layout.data.display().to_string());
+    context.insert("project", &project);
+    context
+}
+
+fn register(tera: &mut Tera, secrets: Arc<Mutex<Vec<String>>>) {
+    tera.register_filter(
+        "to_json",
+        |value: tera::Value, kwargs: Kwargs, _: &State| -> TeraResult<String> {
+            let pretty = kwargs.get::<bool>("pretty")?.unwrap_or(false);
+            let result = if pretty {
+                serde_json::to_string_pretty(&value)
+            } else {
+                serde_json::to_string(&value)
+            };
+            result.map_err(|e| tera::Error::message(format!("to_json: {e}")))
+        },
+    );
+    tera.register_filter(
+        "to_yaml",
+        |value: tera::Value, _: Kwargs, _: &State| -> TeraResult<String> {
+            serde_yaml::to_string(&value).map_err(|e| tera::Error::message(format!("to_yaml: {e}")))
+        },
+    );
+    tera.register_filter(
+        "shell_quote",
+        |value: tera::Value, _: Kwargs, _: &State| -> String {
+            shell_quote(&scalar_string(&value))
+        },
+    );
+    tera.register_function(
+        "secret",
+        move |kwargs: Kwargs, _: &State| -> TeraResult<String> {
+            let name: String = kwargs.must_get("name")?;
+            let value = read_secret(&name).map_err(tera::Error::message)?;
+            if let Ok(mut known) = secrets.lock() {
+                known.push(value.clone());
+            }
+            Ok(value)
+        },
+    );
+}
+
+fn scalar_string(value: &tera::Value) -> String {
+    match value.as_str() {
+        Some(s) => s.to_string(),
+        None => value.to_string(),
+    }
+}
+
+/// Quotes `s` for a POSIX shell: `it's` becomes `'it'\''s'`.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn secrets_dir() -> PathBuf {
+    std::env::var_os("LAUNCH_SECRETS_DIR").map_or_else(|| PathBuf::from(SECRETS_DIR), PathBuf::from)
+}
+
+/// Reads a secret by name; its one trailing newline is dropped.
+fn read_secret(name: &str) -> Result<String, String> {
+    if !spec::stays_inside(Path::new(name)) || name.contains('/') {
+        return Err(format!("secret name {name:?} must be a plain file name"));
+    }
+    let path = secrets_dir().join(name);
+    match fs::read_to_string(&path) {
+        Ok(mut value) => {
+            if value.ends_with('\n') {
+                value.pop();
+                if value.ends_with('\r') {
+                    value.pop();
+                }
+            }
+            Ok(value)
+        }
+        Err(e) => Err(format!(
+            "secret {name:?} cannot be read from {}: {e} (create it with `docker secret create {name} -`, \
+             or mount a Kubernetes Secret there)",
+            path.display()
+        )),
+    }
+}
+
+/// Replaces every secret value in `text` by `********`.
+pub fn mask(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    let mut sorted: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    // Longest first, so that a secret containing another is masked whole.
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in sorted {
+        out = out.replace(secret.as_str(), "********");
+    }
+    out
+}
+
+/// One rendered output and how it differs from the file on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The spec entry.
+    pub template: Template,
+    /// The rendered content.
+    pub content: String,
+    /// What is on disk now (`None`: nothing).
+    pub current: Option<String>,
+    /// What differs.
+    pub change: Change,
+}
+
+/// How an output differs from the file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Same content, mode and owner: left alone.
+    Unchanged,
+    /// No file there yet.
+    Created,
+    /// The content differs.
+    Content,
+    /// Only mode or owner differ.
+    Attributes,
+}
+
+impl Output {
+    /// Compares the rendered content with the destination.
+    pub fn compare(
+        template: Template,
+        content: String,
+        spec_file: &Path,
+    ) -> Result<Output, RenderError> {
+        let dest = &template.dest;
+        let meta = match fs::metadata(dest) {
+            Ok(m) => m,
+            Err(_) => {
+                return Ok(Output {
+                    template,
+                    content,
+                    current: None,
+                    change: Change::Created,
+                });
+            }
+        };
+        if !meta.is_file() {
+            return Err(RenderError::NotAFile {
+                dest: dest.clone(),
+                spec: Place {
+                    file: spec_file.into(),
+                    line: template.line,
+                    col: 0,
+                },
+            });
+        }
+        let current = fs::read(dest)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let owner_differs = template
+            .owner
+            .is_some_and(|(u, g)| meta.uid() != u || meta.gid() != g);
+        let mode_differs = meta.permissions().mode() & 0o7777 != template.mode;
+        let change = if current.as_deref() != Some(content.as_str()) {
+            Change::Content
+        } else if owner_differs || mode_differs {
+            Change::Attributes
+        } else {
+            Change::Unchanged
+        };
+        Ok(Output {
+            template,
+            content,
+            current,
+            change,
+        })
+    }
+
+    /// A unified diff of the file on disk against the new content, secrets masked.
+    pub fn diff(&self, secrets: &[String]) -> String {
+        let dest = self.template.dest.display().to_string();
+        let old = mask(self.current.as_deref().unwrap_or(""), secrets);
+        let new = mask(&self.content, secrets);
+        let from = if self.current.is_some() {
+            dest.clone()
+        } else {
+            "/dev/null".to_string()
+        };
+        similar::TextDiff::from_lines(&old, &new)
+            .unified_diff()
+            .context_radius(3)
+            .header(&from, &dest)
+            .to_string()
+    }
+
+    fn attributes(&self) -> Attributes {
+        Attributes {
+            mode: self.template.mode,
+            uid: self.template.owner.map(|(u, _)| u),
+            gid: self.template.owner.map(|(_, g)| g),
+        }
+    }
+}
+
+/// What [`apply`] did to one output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The destination.
+    pub dest: PathBuf,
+    /// The change made.
+    pub change: Change,
+    /// Written in place (a bind-mounted file) rather than renamed.
+    pub in_place: bool,
+    /// Processes to notify.
+    pub notify: Vec<String>,
+}
+
+/// Runs every output's check against a staged copy without touching the destination
+/// (for `launch check`): the copy is staged in a temporary directory.
+pub fn check_only(outputs: &[Output]) -> Vec<RenderError> {
+    let mut errors = Vec::new();
+    let dir = std::env::temp_dir().join(format!("launch-check-{}", std::process::id()));
+    for output in outputs.iter().filter(|o| o.template.check.is_some()) {
+        let name = output.template.dest.file_name().unwrap_or_default();
+        let dest = dir.join(name);
+        match atomic::stage(
+            &dest,
+            output.content.as_bytes(),
+            Attributes {
+                mode: 0o600,
+                uid: None,
+                gid: None,
+            },
+        ) {
+            Ok(staged) => {
+                if let Err(e) = run_check(output, staged.path()) {
+                    errors.push(e);
+                }
+            }
+            Err(e) => errors.push(e.into()),
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
+    errors
+}
+
+/// Writes every changed output: stage all (running their checks), and only when every
+/// one is good, put them all in place. On any error nothing is replaced.
+pub fn apply(outputs: &[Output]) -> Result<Vec<Applied>, Vec<RenderError>> {
+    let mut staged = Vec::new();
+    let mut errors = Vec::new();
+    for output in outputs.iter().filter(|o| o.change != Change::Unchanged) {
+        match atomic::stage(
+            &output.template.dest,
+            output.content.as_bytes(),
+            output.attributes(),
+        ) {
+            Ok(file) => {
+                if let Err(e) = run_check(output, file.path()) {
+                    errors.push(e);
+                }
+                staged.push((output, file));
+            }
+            Err(e) => errors.push(e.into()),
+        }
+    }
+    if !errors.is_empty() {
+        // Dropping the staged files removes them.
+        return Err(errors);
+    }
+    let mut applied = Vec::new();
+    for (output, file) in staged {
+        let how = file.commit().map_err(|e| vec![RenderError::from(e)])?;
+        applied.push(Applied {
+            dest: output.template.dest.clone(),
+            change: output.change,
+            in_place: how == Committed::InPlace,
+            notify: if output.change == Change::Content || output.change == Change::Created {
+                output.template.notify.clone()
+            } else {
+                Vec::new()
+            },
+        });
+    }
+    Ok(applied)
+}
+
+fn run_check(output: &Output, staged: &Path) -> Result<(), RenderError> {
+    let Some(check) = &output.template.check else {
+        return Ok(());
+    };
+    let quoted = shell_quote(&staged.display().to_string());
+    let command = check
+        .replace("{{ staged }}", &quoted)
+        .replace("{{staged}}", &quoted);
+    let result = Command::new("/bin/sh")
+        .args(["-c", &command])
+        .env("STAGED", staged)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let (status, text) = match result {
+        Ok(out) if out.status.success() => return Ok(()),
+        Ok(out) => (
+            out.status.to_string(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ),
+        Err(e) => ("not run".to_string(), e.to_string()),
+    };
+    let output_text: String = text.lines().map(|l| format!("    {l}\n")).collect();
+    Err(RenderError::CheckFailed {
+        dest: output.template.dest.clone(),
+        command,
+        status,
+        output: output_text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("plain-word_1.conf"), "plain-word_1.conf");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b;rm -rf /"), "'a b;rm -rf /'");
+    }
+
+    #[test]
+    fn masking_longest_first() {
+        let secrets = vec!["abc".to_string(), "abcdef".to_string()];
+        assert_eq!(mask("x abcdef y abc", &secrets), "x ******** y ********");
+    }
+}
