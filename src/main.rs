@@ -119,6 +119,7 @@ impl ConfigArgs {
                 data: self.data,
             },
             sets: self.sets,
+            track_origins: false,
         }
     }
 }
@@ -140,7 +141,13 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
         Some(Action::Check {
             config,
             show_pillar,
-        }) => return commands::check(&config.options(), show_pillar),
+        }) => {
+            let options = Options {
+                track_origins: show_pillar,
+                ..config.options()
+            };
+            return commands::check(&options, show_pillar);
+        }
         Some(Action::Reconfigure { config }) => return commands::reconfigure(&config.options()),
         None => {}
     }

@@ -5,7 +5,6 @@
 //! Mappings merge key by key, recursively; scalars and lists are replaced whole. Every
 //! value remembers the layer it came from, for `launch check --show-pillar`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
@@ -50,20 +49,30 @@ pub enum PillarError {
     Write(#[from] atomic::AtomicError),
 }
 
-/// The merged pillar and where each value came from.
+/// The merged pillar, and (when asked for) the layers it was merged from, to tell where
+/// each value came from.
 #[derive(Debug, Clone, Default)]
 pub struct Pillar {
     /// The merged values (a mapping).
     pub value: Mapping,
-    /// The layers, in order: a file path or `--set`.
-    pub layers: Vec<String>,
-    origins: BTreeMap<Vec<String>, usize>,
+    /// The layers, in order: a file path or `--set`, and the layer itself when origins
+    /// are tracked.
+    layers: Vec<(String, Option<Mapping>)>,
+    track_origins: bool,
 }
 
 impl Pillar {
     /// Loads and merges every layer of `layout` and the `--set` flags. All broken layers
     /// are reported, not just the first.
-    pub fn load(layout: &Layout, sets: &[String]) -> Result<Pillar, Vec<PillarError>> {
+    ///
+    /// With `track_origins`, every layer is kept as well, so that [`Pillar::origin`] and
+    /// [`Pillar::describe`] can say where a value came from; that costs a copy of
+    /// every layer, so only `launch check --show-pillar` asks for it.
+    pub fn load(
+        layout: &Layout,
+        sets: &[String],
+        track_origins: bool,
+    ) -> Result<Pillar, Vec<PillarError>> {
         let mut files = vec![layout.defaults_file()];
         if let Ok(entries) = fs::read_dir(&layout.pillar) {
             let mut overrides: Vec<PathBuf> = entries
@@ -76,7 +85,7 @@ impl Pillar {
         }
         files.push(layout.operator_file());
 
-        let mut pillar = Pillar::default();
+        let mut pillar = Pillar::new(track_origins);
         let mut errors = Vec::new();
         for file in files {
             match read_layer(&file) {
@@ -98,23 +107,40 @@ impl Pillar {
         }
     }
 
-    /// Merges `layer` on top, remembering it as `name`.
-    pub fn merge_layer(&mut self, name: String, layer: Mapping) {
-        let index = self.layers.len();
-        self.layers.push(name);
-        merge(
-            &mut self.value,
-            layer,
-            index,
-            &mut Vec::new(),
-            &mut self.origins,
-        );
+    /// An empty pillar.
+    pub fn new(track_origins: bool) -> Pillar {
+        Pillar {
+            track_origins,
+            ..Pillar::default()
+        }
     }
 
-    /// The layer a leaf value (by key path) came from.
+    /// Merges `layer` on top, remembering it as `name`.
+    pub fn merge_layer(&mut self, name: String, layer: Mapping) {
+        let kept = self.track_origins.then(|| layer.clone());
+        self.layers.push((name, kept));
+        merge(&mut self.value, layer);
+    }
+
+    /// The names of the layers, in order.
+    pub fn layer_names(&self) -> impl Iterator<Item = &str> {
+        self.layers.iter().map(|(name, _)| name.as_str())
+    }
+
+    /// The layer a value (by key path) came from: the last layer that has the path.
+    /// `None` when origins are not tracked or no layer has it.
     pub fn origin(&self, path: &[&str]) -> Option<&str> {
-        let key: Vec<String> = path.iter().map(|s| s.to_string()).collect();
-        self.origins.get(&key).map(|&i| self.layers[i].as_str())
+        self.layers.iter().rev().find_map(|(name, layer)| {
+            let mut node = layer.as_ref()?;
+            for (i, key) in path.iter().enumerate() {
+                let value = node.get(*key)?;
+                if i + 1 == path.len() {
+                    return Some(name.as_str());
+                }
+                node = value.as_mapping()?;
+            }
+            None
+        })
     }
 
     /// Every leaf as `a.b.c: value  # from LAYER`, for `--show-pillar`.
@@ -132,10 +158,8 @@ impl Pillar {
                 Value::Mapping(inner) if !inner.is_empty() => self.describe_into(inner, path, out),
                 _ => {
                     let shown = serde_json::to_string(&value).unwrap_or_else(|_| "?".into());
-                    let from = self
-                        .origins
-                        .get(path.as_slice())
-                        .map_or("?", |&i| self.layers[i].as_str());
+                    let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+                    let from = self.origin(&keys).unwrap_or("?");
                     let _ = writeln!(out, "{}: {shown}  # from {from}", path.join("."));
                 }
             }
@@ -144,47 +168,15 @@ impl Pillar {
     }
 }
 
-fn merge(
-    base: &mut Mapping,
-    over: Mapping,
-    layer: usize,
-    path: &mut Vec<String>,
-    origins: &mut BTreeMap<Vec<String>, usize>,
-) {
+/// Later wins: mappings merge key by key, anything else replaces.
+fn merge(base: &mut Mapping, over: Mapping) {
     for (key, value) in over {
-        path.push(key_string(&key));
         match (base.get_mut(&key), value) {
-            (Some(Value::Mapping(inner)), Value::Mapping(over_inner)) => {
-                merge(inner, over_inner, layer, path, origins);
-            }
+            (Some(Value::Mapping(inner)), Value::Mapping(over_inner)) => merge(inner, over_inner),
             (_, value) => {
-                // A replaced subtree takes its origins with it.
-                origins.retain(|p, _| !(p.len() > path.len() && p.starts_with(path)));
-                if let Value::Mapping(inner) = &value {
-                    let mut nested = path.clone();
-                    record_all(inner, layer, &mut nested, origins);
-                }
-                origins.insert(path.clone(), layer);
                 base.insert(key, value);
             }
         }
-        path.pop();
-    }
-}
-
-fn record_all(
-    map: &Mapping,
-    layer: usize,
-    path: &mut Vec<String>,
-    origins: &mut BTreeMap<Vec<String>, usize>,
-) {
-    for (key, value) in map {
-        path.push(key_string(key));
-        origins.insert(path.clone(), layer);
-        if let Value::Mapping(inner) = value {
-            record_all(inner, layer, path, origins);
-        }
-        path.pop();
     }
 }
 
@@ -319,7 +311,7 @@ mod tests {
 
     #[test]
     fn mappings_merge_and_scalars_and_lists_replace() {
-        let mut p = Pillar::default();
+        let mut p = Pillar::new(true);
         p.merge_layer("defaults".into(), map("a: {b: 1, c: [1, 2]}\nx: 1\n"));
         p.merge_layer("operator".into(), map("a: {c: [3]}\nx: {y: 2}\n"));
         assert_eq!(p.value, map("a: {b: 1, c: [3]}\nx: {y: 2}\n"));
@@ -333,11 +325,11 @@ mod tests {
 
     #[test]
     fn a_replaced_subtree_forgets_old_origins() {
-        let mut p = Pillar::default();
+        let mut p = Pillar::new(true);
         p.merge_layer("one".into(), map("a: {b: 1}\n"));
         p.merge_layer("two".into(), map("a: 5\n"));
-        assert_eq!(p.origin(&["a", "b"]), None);
         assert_eq!(p.origin(&["a"]), Some("two"));
+        assert_eq!(p.describe(), "a: 5  # from two\n");
     }
 
     #[test]

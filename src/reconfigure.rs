@@ -43,6 +43,8 @@ pub struct Options {
     pub layout: LayoutArgs,
     /// `--set a.b=VALUE` overrides.
     pub sets: Vec<String>,
+    /// Keep each layer, to say where every value came from (`--show-pillar`).
+    pub track_origins: bool,
 }
 
 /// Everything worked out in memory, nothing written yet.
@@ -65,7 +67,7 @@ pub struct Plan {
 /// Returns every problem found, not only the first.
 pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     let layout = Layout::resolve(&options.layout).map_err(|e| vec![e.into()])?;
-    let pillar = Pillar::load(&layout, &options.sets).map_err(into_all)?;
+    let pillar = Pillar::load(&layout, &options.sets, options.track_origins).map_err(into_all)?;
     let spec_file = layout.spec_file();
     let spec_text = fs::read_to_string(&spec_file).map_err(|source| {
         vec![ConfigError::ReadSpec {

@@ -311,7 +311,10 @@ impl Renderer {
             "use a filter Tera has, or one launch adds: to_json, to_yaml, shell_quote, default"
         } else if lower.contains("unknown function") {
             "use a function Tera has (range, throw), or launch's secret(name=\"...\")"
-        } else if lower.contains("not found") || lower.contains("undefined") {
+        } else if lower.contains("not found")
+            || lower.contains("undefined")
+            || lower.contains("not defined")
+        {
             "define it in project/pillar.yml (or the operator's configuration/pillar.yml), or give a fallback: {{ x | default(value=\"...\") }}"
         } else if matches!(e.kind(), K::SyntaxError(_)) {
             "correct the Tera syntax here ({{ value }}, {% if %}...{% endif %}, {# comment #})"

@@ -3,6 +3,8 @@
 //! with real child programs, and never lets anything outlive its deadline.
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod project;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};

@@ -85,9 +85,10 @@ static int orphans(int n) {
 }
 
 static int stubborn(void) {
+    /* Ignored before the fork, so the grandchild ignores TERM from its first instant. */
+    signal(SIGTERM, SIG_IGN);
     pid_t pid = fork();
     if (pid == 0) {
-        signal(SIGTERM, SIG_IGN);
         for (;;) pause();
     }
     say("stubborn %d\n", pid);
