@@ -594,3 +594,28 @@ fn the_layout_is_found_under_srv_projects_or_said_missing() {
     assert_eq!(ran.code, 78);
     ran.says(&["project/launch.yml: not found", "launch init"]);
 }
+
+#[test]
+fn maps_iterate_in_the_pillar_order_so_unchanged_stays_unchanged() {
+    let p = basic("map-order");
+    let keys: Vec<String> = (0..40).map(|i| format!("k{:02}", (i * 17) % 40)).collect();
+    let pillar: String = keys.iter().map(|k| format!("  {k}: 1\n")).collect();
+    p.write(
+        "project/pillar.yml",
+        &format!("port: 1\nname: n\nmap:\n{pillar}"),
+    )
+    .write(
+        "project/templates/app.conf",
+        "{% for k, v in pillar.map %}{{ k }}\n{% endfor %}",
+    );
+    p.run("reconfigure", &[]);
+    let rendered = fs::read_to_string(p.path("out/app.conf")).unwrap();
+    assert_eq!(
+        rendered.lines().collect::<Vec<_>>(),
+        keys,
+        "the YAML order, not a hash order"
+    );
+    for _ in 0..3 {
+        p.run("reconfigure", &[]).says(&["0 written, 1 unchanged"]);
+    }
+}
