@@ -57,7 +57,7 @@ child_of() { # the (first) child of pid $1
 echo "measuring start-up (bare /bin/true under unshare: baseline)..." >&2
 bare=$(median_ms "${NS[*]} /bin/true")
 
-declare -A START RSS PSS CSW LAT P99 REAP SIZE
+declare -A START RSS PSS ANON CSW LAT P99 REAP SIZE
 for name in "${ORDER[@]}"; do
     echo "measuring $name..." >&2
     t=$(median_ms "${NS[*]} ${INIT[$name]} /bin/true")
@@ -71,6 +71,7 @@ for name in "${ORDER[@]}"; do
     sleep 0.5
     RSS[$name]=$(awk '/^Rss:/ {print $2}' "/proc/$pid/smaps_rollup")
     PSS[$name]=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup")
+    ANON[$name]=$(awk '/^Pss_Anon:/ {print $2}' "/proc/$pid/smaps_rollup")
     c0=$(awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$pid/status")
     sleep 5
     c1=$(awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$pid/status")
@@ -96,6 +97,7 @@ row() { printf '| %s |' "$1"; shift; for v in "$@"; do printf ' %s |' "$v"; done
 row "start-up overhead, median ms (bare: $(printf %.2f "$bare") ms)" "${START[launch]}" "${START[tini]}" "${START[dumb-init]}" "${START[catatonit]}"
 row "idle RSS, KiB" "${RSS[launch]}" "${RSS[tini]}" "${RSS[dumb-init]}" "${RSS[catatonit]}"
 row "idle PSS, KiB" "${PSS[launch]}" "${PSS[tini]}" "${PSS[dumb-init]}" "${PSS[catatonit]}"
+row "idle private memory (Pss_Anon), KiB" "${ANON[launch]}" "${ANON[tini]}" "${ANON[dumb-init]}" "${ANON[catatonit]}"
 row "voluntary context switches in 5 s idle" "${CSW[launch]}" "${CSW[tini]}" "${CSW[dumb-init]}" "${CSW[catatonit]}"
 row "signal forwarding latency, median µs" "${LAT[launch]}" "${LAT[tini]}" "${LAT[dumb-init]}" "${LAT[catatonit]}"
 row "signal forwarding latency, p99 µs" "${P99[launch]}" "${P99[tini]}" "${P99[dumb-init]}" "${P99[catatonit]}"

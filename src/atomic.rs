@@ -70,6 +70,7 @@ pub struct Attributes {
 /// A file written beside its destination, not yet in place. Dropping it removes it.
 #[derive(Debug)]
 pub struct Staged {
+    file: File,
     temp: PathBuf,
     dest: PathBuf,
     committed: bool,
@@ -94,7 +95,8 @@ impl Staged {
         &self.temp
     }
 
-    /// Puts the staged file in place.
+    /// Puts the staged file in place. It must have been made durable first
+    /// ([`make_durable`]), or the rename could reach the disk before the content.
     pub fn commit(mut self) -> Result<Committed, AtomicError> {
         let how = match fs::rename(&self.temp, &self.dest) {
             Ok(()) => Committed::Renamed,
@@ -114,11 +116,41 @@ impl Staged {
             }
         };
         self.committed = true;
-        if let Some(dir) = self.dest.parent() {
-            // Make the rename itself durable.
-            let _ = File::open(dir).and_then(|d| d.sync_all());
-        }
         Ok(how)
+    }
+}
+
+/// Flushes staged files to disk before they are renamed into place: one `syncfs` per
+/// filesystem rather than one fsync per file (a thousand outputs would otherwise wait
+/// for a thousand disk flushes).
+pub fn make_durable(staged: &[&Staged]) -> Result<(), AtomicError> {
+    let mut done = Vec::new();
+    for s in staged {
+        let dev = s
+            .file
+            .metadata()
+            .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+            .ok();
+        if done.contains(&dev) {
+            continue;
+        }
+        nix::unistd::syncfs(&s.file).map_err(|e| AtomicError::Write {
+            path: s.dest.clone(),
+            source: e.into(),
+        })?;
+        done.push(dev);
+    }
+    Ok(())
+}
+
+/// Makes renames into `dirs` durable: one fsync per directory.
+pub fn sync_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) {
+    let mut done: Vec<&Path> = Vec::new();
+    for dir in dirs {
+        if !done.contains(&dir) {
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+            done.push(dir);
+        }
     }
 }
 
@@ -130,8 +162,8 @@ impl Drop for Staged {
     }
 }
 
-/// Writes `content` to a temporary sibling of `dest` with `attrs`, fsynced, creating
-/// missing parent directories (0755).
+/// Writes `content` to a temporary sibling of `dest` with `attrs`, creating missing
+/// parent directories (0755). Not yet flushed: see [`make_durable`].
 pub fn stage(dest: &Path, content: &[u8], attrs: Attributes) -> Result<Staged, AtomicError> {
     if dest.is_dir() {
         return Err(AtomicError::IsDirectory { path: dest.into() });
@@ -161,23 +193,33 @@ pub fn stage(dest: &Path, content: &[u8], attrs: Attributes) -> Result<Staged, A
         .custom_flags(libc::O_NOFOLLOW)
         .open(&temp)
         .map_err(write_error)?;
+    file.write_all(content).map_err(write_error)?;
     let staged = Staged {
+        file,
         temp,
         dest: dest.into(),
         committed: false,
     };
-    file.write_all(content).map_err(write_error)?;
     set_attributes(&staged.temp, attrs).map_err(|source| AtomicError::Attributes {
         path: dest.into(),
         source,
     })?;
-    file.sync_all().map_err(write_error)?;
     Ok(staged)
 }
 
-/// Stages and commits in one go.
+/// Stages, flushes and commits one file.
 pub fn write(dest: &Path, content: &[u8], attrs: Attributes) -> Result<Committed, AtomicError> {
-    stage(dest, content, attrs)?.commit()
+    let staged = stage(dest, content, attrs)?;
+    staged
+        .file
+        .sync_all()
+        .map_err(|source| AtomicError::Write {
+            path: dest.into(),
+            source,
+        })?;
+    let how = staged.commit()?;
+    sync_dirs(dest.parent());
+    Ok(how)
 }
 
 fn set_attributes(path: &Path, attrs: Attributes) -> io::Result<()> {

@@ -620,6 +620,8 @@ pub fn apply(outputs: &[Output]) -> Result<Vec<Applied>, Vec<RenderError>> {
         // Dropping the staged files removes them.
         return Err(errors);
     }
+    let files: Vec<&atomic::Staged> = staged.iter().map(|(_, f)| f).collect();
+    atomic::make_durable(&files).map_err(|e| vec![RenderError::from(e)])?;
     let mut applied = Vec::new();
     for (output, file) in staged {
         let how = file.commit().map_err(|e| vec![RenderError::from(e)])?;
@@ -634,6 +636,7 @@ pub fn apply(outputs: &[Output]) -> Result<Vec<Applied>, Vec<RenderError>> {
             },
         });
     }
+    atomic::sync_dirs(applied.iter().filter_map(|a| a.dest.parent()));
     Ok(applied)
 }
 
