@@ -37,10 +37,6 @@ declare -A INIT=(
 )
 ORDER=(launch tini dumb-init catatonit)
 
-median_ms() { # hyperfine's median of a command, in ms
-    hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$work/h.json" "$1" >/dev/null 2>&1
-    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"]*1000)' "$work/h.json"
-}
 
 child_of() { # the (first) child of pid $1
     for _ in $(seq 2000); do
@@ -54,15 +50,26 @@ child_of() { # the (first) child of pid $1
     done
 }
 
-echo "measuring start-up (bare /bin/true under unshare: baseline)..." >&2
-bare=$(median_ms "${NS[*]} /bin/true")
+echo "measuring start-up..." >&2
+# All five commands in one hyperfine run, so that they share the machine's mood; three
+# rounds, and the median of the rounds' medians (a shared 2-core VM drifts a lot).
+startup_cmds=("${NS[*]} /bin/true")
+for name in "${ORDER[@]}"; do startup_cmds+=("${NS[*]} ${INIT[$name]} /bin/true"); done
+for round in 1 2 3; do
+    hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$work/start$round.json" "${startup_cmds[@]}" >/dev/null 2>&1
+done
+read -r bare s_launch s_tini s_dumb s_cat < <(python3 - "$work" <<'PY'
+import json, statistics, sys
+rounds = [json.load(open(f"{sys.argv[1]}/start{r}.json"))["results"] for r in (1, 2, 3)]
+med = [statistics.median(r[i]["median"] * 1000 for r in rounds) for i in range(5)]
+print(f"{med[0]:.2f}", *(f"{m - med[0]:.2f}" for m in med[1:]))
+PY
+)
+declare -A START=([launch]=$s_launch [tini]=$s_tini [dumb-init]=$s_dumb [catatonit]=$s_cat)
 
-declare -A START RSS PSS ANON CSW LAT P99 REAP SIZE
+declare -A RSS PSS ANON CSW LAT P99 REAP SIZE
 for name in "${ORDER[@]}"; do
     echo "measuring $name..." >&2
-    t=$(median_ms "${NS[*]} ${INIT[$name]} /bin/true")
-    START[$name]=$(python3 -c "print(f'{$t - $bare:.2f}')")
-
     # Idle: supervising sleep, after it has settled.
     "${NS[@]}" ${INIT[$name]} sleep 1000 2>/dev/null &
     outer=$!
@@ -94,7 +101,7 @@ echo
 echo "| | launch | tini | dumb-init | catatonit |"
 echo "|---|---|---|---|---|"
 row() { printf '| %s |' "$1"; shift; for v in "$@"; do printf ' %s |' "$v"; done; echo; }
-row "start-up overhead, median ms (bare: $(printf %.2f "$bare") ms)" "${START[launch]}" "${START[tini]}" "${START[dumb-init]}" "${START[catatonit]}"
+row "start-up overhead, median ms (bare: $bare ms)" "${START[launch]}" "${START[tini]}" "${START[dumb-init]}" "${START[catatonit]}"
 row "idle RSS, KiB" "${RSS[launch]}" "${RSS[tini]}" "${RSS[dumb-init]}" "${RSS[catatonit]}"
 row "idle PSS, KiB" "${PSS[launch]}" "${PSS[tini]}" "${PSS[dumb-init]}" "${PSS[catatonit]}"
 row "idle private memory (Pss_Anon), KiB" "${ANON[launch]}" "${ANON[tini]}" "${ANON[dumb-init]}" "${ANON[catatonit]}"

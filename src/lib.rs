@@ -8,6 +8,10 @@
 //! - [`supervise`]: the event loop, spawning clean children, reaping, forwarding signals,
 //!   and cleaning up what is left; the plain-init mode (`launch -- CMD`) is the
 //!   supervisor with one process.
+//! - [`layout`], [`pillar`], [`spec`], [`render`], [`reconfigure`]: the configuration
+//!   pipeline (where the project is, the merged pillar, the typed spec, the templates),
+//!   with [`yaml`] for located errors, [`atomic`] for safe writes, [`users`] for the
+//!   image's accounts, and [`commands`] for what `check` and `reconfigure` print.
 
 pub mod atomic;
 pub mod commands;
