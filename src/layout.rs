@@ -17,7 +17,8 @@ pub enum LayoutError {
     /// Nothing says where the project is.
     #[error(
         "no project found: {PROJECTS} has no project directory; \
-         give --root DIR (or set LAUNCH_ROOT), or --project DIR and --data DIR"
+         give --root DIR (or set LAUNCH_ROOT), or --project DIR and --data DIR \
+         (to run one command without a project: launch -- CMD [ARG]...)"
     )]
     NoProject,
     /// More than one candidate.

@@ -15,10 +15,12 @@ use launch::commands;
 use launch::exit::{Remap, code};
 use launch::layout::LayoutArgs;
 use launch::reconfigure::Options;
-use launch::supervise::{self, PlainInit};
+use launch::supervise::{self, PlainInit, RunOptions};
 
 const EXAMPLES: &str = "\
-Configuration (a project under /srv/projects/NAME, see docs/):
+A project (under /srv/projects/NAME, see docs/):
+  launch                              = launch run: configure, then supervise
+  launch run --root /srv/projects/web run the spec's processes as PID 1
   launch check                        validate everything, show what would change
   launch check --show-pillar          ... and every value with the layer it came from
   launch reconfigure --set app.port=9090   render and write the config files, then exit
@@ -75,6 +77,15 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Action {
+    /// Configure (as `reconfigure`), then run and supervise the spec's processes as
+    /// PID 1 until SIGTERM. The default when launch is given no arguments.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Also log signal forwarding and every stop.
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// Validate the pillar, the spec and every template; print a diff of each output
     /// against the file on disk. Writes nothing. Exit 0 when valid, 78 when not.
     Check {
@@ -93,7 +104,7 @@ enum Action {
 }
 
 /// Where the project is and what to override.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Parser)]
 struct ConfigArgs {
     /// The project root (holding project/, pillar/, data/); default: the only
     /// directory under /srv/projects.
@@ -149,7 +160,26 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
             return commands::check(&options, show_pillar);
         }
         Some(Action::Reconfigure { config }) => return commands::reconfigure(&config.options()),
+        Some(Action::Run { config, verbose }) => {
+            return supervise::run(RunOptions {
+                config: config.options(),
+                verbose,
+            });
+        }
         None => {}
+    }
+    // `launch` alone is `launch run` (an image's ENTRYPOINT with no CMD); `launch --`
+    // with nothing after it is a mistake.
+    let dashes = std::env::args_os().skip(1).any(|a| a == "--");
+    if cli.command.is_empty() && !dashes && std::env::args_os().len() == 1 {
+        let config = ConfigArgs::try_parse_from(["launch"]).map(ConfigArgs::options);
+        return match config {
+            Ok(config) => supervise::run(RunOptions {
+                config,
+                verbose: false,
+            }),
+            Err(e) => usage_error(e),
+        };
     }
     if cli.command.is_empty() {
         eprintln!(

@@ -254,7 +254,7 @@ fn children_exiting_with_cmd_do_not_hang_launch() {
 
 #[test]
 fn usage_errors_say_what_and_exit_64() {
-    let (code, launch) = run(Mode::Subreaper, &[]);
+    let (code, launch) = run(Mode::Subreaper, &["--"]);
     assert_eq!(code, 64);
     assert!(
         launch.stderr.text().contains("no command given"),
@@ -262,6 +262,15 @@ fn usage_errors_say_what_and_exit_64() {
         launch.stderr.text()
     );
     assert!(launch.stderr.text().contains("launch [OPTIONS] -- CMD"));
+
+    // Alone, launch is `launch run`: with no project it says how to run one command.
+    let (code, launch) = run(Mode::Subreaper, &[]);
+    assert_eq!(code, 78);
+    assert!(
+        launch.stderr.text().contains("launch -- CMD"),
+        "{}",
+        launch.stderr.text()
+    );
 
     let (code, launch) = run(Mode::Subreaper, &["nginx"]);
     assert_eq!(code, 64);

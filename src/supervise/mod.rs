@@ -1,31 +1,49 @@
 //! Supervision: launch as PID 1 (or as a child subreaper when it is not PID 1).
 //!
-//! One loop ([`events`]) waits on signals and deadlines together; [`spawn`] starts clean
-//! children; [`reap`] collects every ended child; [`cleanup`] ends what is left. The
-//! plain-init mode, `launch -- CMD`, is this supervisor with a single process whose end
-//! ends launch, and with every signal forwarded to it.
+//! One loop ([`events`]) waits on signals, child output pipes and the nearest deadline;
+//! [`spawn`] starts clean children; [`reap`] collects every ended child; [`policy`]
+//! decides restarts, backoff and order; [`cleanup`] ends what is left.
+//!
+//! Two modes share this one supervisor. `launch -- CMD` is a single process whose end
+//! ends launch and to which every signal is forwarded. `launch run` runs the spec's
+//! processes in dependency order, restarts them, reloads on SIGHUP and stops them in
+//! reverse order on SIGTERM.
 
 pub mod cleanup;
 pub mod events;
+pub mod logs;
+pub mod policy;
+pub mod ready;
 pub mod reap;
 pub mod signals;
 pub mod spawn;
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use nix::fcntl::OFlag;
 use nix::unistd::{Pid, getpgrp, getpid, isatty, tcgetpgrp, tcsetpgrp};
 
 use crate::exit::{Exit, Remap, code};
+use crate::reconfigure;
+use crate::spec::{self, Kind, Process, ReadyCheck, Restart};
+use crate::users::Accounts;
 use cleanup::Scope;
 use events::{EventError, EventLoop, Wake};
+use logs::{LogPipe, Stream};
+use policy::ExitHistory;
 use reap::Children;
 use signals::{Signals, send};
-use spawn::ChildSetup;
+use spawn::{ChildSetup, Credentials, Extra};
 
 /// How long launch waits for SIGKILLed processes to be reaped before it gives up on
 /// them (only a process stuck in the kernel takes that long).
 const KILL_WAIT: Duration = Duration::from_secs(1);
+
+/// The least time processes left behind get after the managed ones have stopped.
+const ORPHAN_GRACE_MIN: Duration = Duration::from_millis(500);
 
 /// What `launch -- CMD` was asked to do.
 #[derive(Debug, Clone)]
@@ -42,7 +60,7 @@ pub struct PlainInit {
     pub verbose: bool,
 }
 
-/// Errors that stop launch before the command runs.
+/// Errors that stop launch before any process runs.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The loop or the signals could not be set up.
@@ -65,180 +83,1015 @@ impl StartError {
 
 /// Runs the plain-init mode to its end and returns launch's exit code.
 pub fn plain_init(options: PlainInit) -> i32 {
-    match Supervisor::start(&options) {
-        Ok(mut supervisor) => supervisor.run(&options),
+    let mut supervisor = match Supervisor::new(
+        Mode::Plain {
+            forward_to_group: options.forward_to_group,
+            remap: options.remap.clone(),
+            grace: options.grace,
+        },
+        options.verbose,
+    ) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("launch: {e}");
-            e.exit_code()
+            return e.exit_code();
+        }
+    };
+    // Plain init fails loudly before anything runs: a command that cannot start is
+    // launch's own error (127, 126), not a crash to back off from.
+    let argv = options.command.clone();
+    let pid = match spawn::spawn(&argv, &supervisor.setup) {
+        Ok(pid) => pid,
+        Err(e) => {
+            eprintln!("launch: {e}");
+            return e.exit_code();
+        }
+    };
+    let name = options.command[0].to_string_lossy().into_owned();
+    supervisor.log_verbose(format!("started {name} as pid {pid}"));
+    let mut main = Managed::new(plain_process(&name), 0);
+    main.state = State::Running { pid };
+    main.started = Some(Instant::now());
+    supervisor.procs.push(main);
+    supervisor.run()
+}
+
+/// What `launch run` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Where the configuration is.
+    pub config: reconfigure::Options,
+    /// Also say what launch does in detail.
+    pub verbose: bool,
+}
+
+/// `launch run`: configure (as `launch reconfigure`), then supervise the spec's
+/// processes until shutdown. Returns launch's exit code.
+pub fn run(options: RunOptions) -> i32 {
+    // Signals first: a TERM that arrives while configuring is kept, and acted on.
+    let mut supervisor = match Supervisor::new(
+        Mode::Run {
+            config: options.config.clone(),
+            grace: spec::Shutdown::default().grace,
+        },
+        options.verbose,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("launch: {e}");
+            return e.exit_code();
+        }
+    };
+    let plan = match reconfigure::plan(&options.config) {
+        Ok(plan) => plan,
+        Err(errors) => return config_failed(&errors),
+    };
+    match reconfigure::apply(&plan) {
+        Ok(report) => {
+            for written in &report.written {
+                supervisor.log(format!("wrote {}", written.dest.display()));
+            }
+        }
+        Err(errors) => return config_failed(&errors),
+    }
+    supervisor.adopt_spec(plan.spec, &BTreeSet::new());
+    supervisor.run()
+}
+
+fn config_failed(errors: &[reconfigure::ConfigError]) -> i32 {
+    for e in errors {
+        eprintln!("launch: {e}");
+    }
+    eprintln!("launch: the configuration is not valid; nothing was started");
+    code::CONFIG
+}
+
+/// The single process of the plain-init mode, as a spec would describe it.
+fn plain_process(name: &str) -> Process {
+    Process {
+        name: name.to_string(),
+        command: spec::Command::Exec(vec![name.to_string()]),
+        kind: Kind::Service,
+        user: None,
+        group: None,
+        env: BTreeMap::new(),
+        cwd: None,
+        umask: None,
+        depends_on: Vec::new(),
+        ready: None,
+        restart: Restart::Never,
+        critical: true,
+        optional: false,
+        stop_signal: libc::SIGTERM,
+        stop_timeout: Duration::from_secs(5),
+        reload_signal: None,
+        log_prefix: false,
+        max_restarts: 0,
+        restart_window: Duration::ZERO,
+        line: 0,
+    }
+}
+
+/// The two modes.
+#[derive(Debug, Clone)]
+enum Mode {
+    /// `launch -- CMD`.
+    Plain {
+        forward_to_group: bool,
+        remap: Remap,
+        grace: Duration,
+    },
+    /// `launch run`.
+    Run {
+        config: reconfigure::Options,
+        grace: Duration,
+    },
+}
+
+/// Where a managed process is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not started: waiting for its dependencies.
+    Waiting,
+    /// Running.
+    Running { pid: Pid },
+    /// Ended; started again at `until`.
+    Backoff { until: Instant },
+    /// Asked to stop; SIGKILL at `kill_at`; then `then`.
+    Stopping {
+        pid: Pid,
+        kill_at: Instant,
+        then: Then,
+    },
+    /// Ended for good (a oneshot that finished, or a policy that does not restart).
+    Exited(Exit),
+    /// Given up (crash loop, failed oneshot).
+    Failed(Exit),
+    /// Stopped by launch (shutdown).
+    Stopped,
+}
+
+/// What follows a requested stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// Stay stopped.
+    Rest,
+    /// Start again (reconfigured).
+    Restart,
+    /// Forget the process (removed from the spec).
+    Remove,
+}
+
+/// A readiness check in progress.
+#[derive(Debug, Clone)]
+struct Readiness {
+    deadline: Instant,
+    next_try: Instant,
+    /// A `cmd` check being run.
+    check_pid: Option<Pid>,
+}
+
+/// One supervised process.
+#[derive(Debug)]
+struct Managed {
+    spec: Process,
+    level: usize,
+    state: State,
+    history: ExitHistory,
+    /// Restarts since it last stayed up long enough (for the backoff).
+    attempt: u32,
+    /// Restarts in all.
+    restarts: u32,
+    started: Option<Instant>,
+    ready: bool,
+    readiness: Option<Readiness>,
+}
+
+impl Managed {
+    fn new(spec: Process, level: usize) -> Managed {
+        Managed {
+            spec,
+            level,
+            state: State::Waiting,
+            history: ExitHistory::default(),
+            attempt: 0,
+            restarts: 0,
+            started: None,
+            ready: false,
+            readiness: None,
         }
     }
+
+    fn pid(&self) -> Option<Pid> {
+        match self.state {
+            State::Running { pid } | State::Stopping { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+
+    /// Dependents may start: it runs and is ready, or it is a oneshot that finished
+    /// (or an optional one that failed).
+    fn satisfies(&self) -> bool {
+        match self.state {
+            State::Running { .. } => self.ready && self.spec.kind == Kind::Service,
+            State::Exited(exit) => self.spec.kind == Kind::Oneshot && exit.success(),
+            State::Failed(_) => self.spec.optional,
+            _ => false,
+        }
+    }
+}
+
+/// What a watched descriptor is.
+#[derive(Debug)]
+enum Watch {
+    /// A child's output, prefixed line by line.
+    Log(LogPipe),
+    /// A readiness pipe of the named process.
+    Notify { process: String, fd: OwnedFd },
 }
 
 /// Where the supervisor is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// The main process runs; signals are forwarded to it.
+    /// Processes run (or wait to).
     Running,
-    /// The main process has ended; what is left got SIGTERM and has until the deadline.
-    Draining { until: Instant },
-    /// What was left got SIGKILL; launch waits for the reaping, at most until the deadline.
-    Killing { until: Instant },
+    /// Managed processes are being stopped, in reverse order, until `grace_until`.
+    Stopping { grace_until: Instant, code: i32 },
+    /// They are gone; what is left got SIGTERM and has until `until`.
+    Draining { until: Instant, code: i32 },
+    /// Everything got SIGKILL; launch waits for the reaping until `until`.
+    Killing { until: Instant, code: i32 },
 }
 
 struct Supervisor {
     events: EventLoop,
     scope: Scope,
-    main: Pid,
-    main_exit: Option<Exit>,
-    /// Whether the terminal was handed to the main process (and is to be taken back).
-    terminal: bool,
+    setup: ChildSetup,
+    mode: Mode,
+    procs: Vec<Managed>,
+    watches: HashMap<u64, Watch>,
+    next_token: u64,
     phase: Phase,
     children: Children,
+    /// Whether the terminal was handed to the plain-init command (and is to be taken back).
+    terminal: bool,
+    verbose: bool,
+    accounts: Accounts,
 }
 
 impl Supervisor {
-    fn start(options: &PlainInit) -> Result<Supervisor, StartError> {
+    fn new(mode: Mode, verbose: bool) -> Result<Supervisor, StartError> {
         let signals = Signals::install().map_err(EventError::from)?;
-        let scope = become_reaper(options.verbose);
+        let scope = become_reaper(verbose);
         let events = EventLoop::new(signals)?;
         // Children start where launch was started; launch itself moves to `/` so that it
         // never keeps a mounted volume busy.
         let cwd = std::env::current_dir().ok();
         let _ = nix::unistd::chdir("/");
-        let terminal = owns_terminal();
+        let terminal = matches!(mode, Mode::Plain { .. }) && owns_terminal();
         let setup = ChildSetup {
             inherited: events.signals().inherited().clone(),
             cwd,
             take_terminal: terminal,
         };
-        let main = spawn::spawn(&options.command, &setup)?;
-        if options.verbose {
-            eprintln!(
-                "launch: started {} as pid {main}",
-                options.command[0].to_string_lossy()
-            );
-        }
         Ok(Supervisor {
             events,
-            scope: match scope {
-                Scope::Descendants { .. } => Scope::Descendants {
-                    fallback_group: Some(main),
-                },
-                other => other,
-            },
-            main,
-            main_exit: None,
-            terminal,
+            scope,
+            setup,
+            mode,
+            procs: Vec::new(),
+            watches: HashMap::new(),
+            next_token: 1,
             phase: Phase::Running,
             children: Children::Remain,
+            terminal,
+            verbose,
+            accounts: Accounts::load(std::path::Path::new("/")),
         })
     }
 
-    fn run(&mut self, options: &PlainInit) -> i32 {
+    fn log(&self, message: String) {
+        eprintln!("launch: {message}");
+    }
+
+    fn log_verbose(&self, message: String) {
+        if self.verbose {
+            self.log(message);
+        }
+    }
+
+    fn run(&mut self) -> i32 {
         let mut wakes = Vec::new();
         loop {
+            self.advance();
+            if let Some(code) = self.finished() {
+                return code;
+            }
             wakes.clear();
-            let deadline = match self.phase {
-                Phase::Running => None,
-                Phase::Draining { until } | Phase::Killing { until } => Some(until),
-            };
-            if let Err(e) = self.events.wait(deadline, &mut wakes) {
+            if let Err(e) = self.events.wait(self.next_deadline(), &mut wakes) {
                 // Without its loop launch can do nothing safely: end everything now
-                // rather than leave the command running unsupervised.
-                eprintln!("launch: {e}; killing all processes");
+                // rather than leave processes running unsupervised.
+                self.log(format!("{e}; killing all processes"));
                 cleanup::signal_all(self.scope, libc::SIGKILL);
                 return code::INTERNAL;
             }
             for &wake in &wakes {
                 match wake {
-                    Wake::Signal(received) if received.signo == libc::SIGCHLD => self.reap(options),
-                    Wake::Signal(received) => self.on_signal(received.signo, options),
-                    Wake::Deadline => self.on_deadline(options),
-                    Wake::Readable(_) => {}
+                    Wake::Signal(received) if received.signo == libc::SIGCHLD => self.reap(),
+                    Wake::Signal(received) => self.on_signal(received.signo),
+                    Wake::Readable(token) => self.on_readable(token),
+                    Wake::Deadline => {}
                 }
             }
-            if let (Some(exit), Children::None) = (self.main_exit, self.children) {
-                return options.remap.apply(exit.code());
-            }
-            if matches!(self.phase, Phase::Killing { until } if Instant::now() >= until) {
-                eprintln!("launch: some processes did not die of SIGKILL; exiting without them");
-                return options
-                    .remap
-                    .apply(self.main_exit.map_or(code::INTERNAL, Exit::code));
-            }
+            self.on_time(Instant::now());
         }
     }
 
-    fn reap(&mut self, options: &PlainInit) {
-        let main = self.main;
-        let mut main_ended = None;
-        self.children = reap::drain(|pid, exit| {
-            if pid == main {
-                main_ended = Some(exit);
+    /// launch's exit code, once everything is over.
+    fn finished(&self) -> Option<i32> {
+        let code = match self.phase {
+            Phase::Running => return None,
+            Phase::Stopping { code, .. } | Phase::Draining { code, .. } => code,
+            Phase::Killing { until, code } => {
+                if self.children == Children::Remain && Instant::now() >= until {
+                    self.log("some processes did not die of SIGKILL; exiting without them".into());
+                    return Some(code);
+                }
+                code
             }
-        });
-        if let Some(exit) = main_ended {
-            self.main_exit = Some(exit);
-            if options.verbose {
-                eprintln!(
-                    "launch: {} ended: {exit}",
-                    options.command[0].to_string_lossy()
-                );
-            }
-            self.take_terminal_back();
-            if self.children == Children::Remain {
-                self.terminate_rest(options.grace);
-            }
-        }
+        };
+        (self.children == Children::None && self.procs.iter().all(|p| p.pid().is_none()))
+            .then_some(code)
     }
 
-    fn on_signal(&mut self, signo: i32, options: &PlainInit) {
-        match self.phase {
-            Phase::Running if signals::is_forwarded(signo) => {
-                let target = if options.forward_to_group {
-                    Pid::from_raw(-self.main.as_raw())
+    fn next_deadline(&self) -> Option<Instant> {
+        let phase = match self.phase {
+            Phase::Running => None,
+            Phase::Stopping { grace_until: t, .. }
+            | Phase::Draining { until: t, .. }
+            | Phase::Killing { until: t, .. } => Some(t),
+        };
+        let procs = self.procs.iter().flat_map(|p| {
+            let state = match p.state {
+                State::Backoff { until } => Some(until),
+                State::Stopping { kill_at, .. } => Some(kill_at),
+                _ => None,
+            };
+            let ready = match (&p.state, &p.readiness) {
+                (State::Running { .. }, Some(r)) if !p.ready => Some(if r.check_pid.is_some() {
+                    r.deadline
                 } else {
-                    self.main
-                };
-                if options.verbose {
-                    eprintln!("launch: forwarding {} to {target}", signals::name(signo));
-                }
-                let _ = send(target, signo);
+                    r.next_try.min(r.deadline)
+                }),
+                _ => None,
+            };
+            state.into_iter().chain(ready)
+        });
+        phase.into_iter().chain(procs).min()
+    }
+
+    // ---- processes ----
+
+    /// Takes a (new) spec: adds, changes and removes processes; `notified` are the
+    /// processes whose templates changed.
+    fn adopt_spec(&mut self, spec: spec::Spec, notified: &BTreeSet<String>) {
+        if let Mode::Run { grace, .. } = &mut self.mode {
+            *grace = spec.shutdown.grace;
+        }
+        let levels = policy::levels(&spec.processes);
+        let wanted: BTreeSet<String> = spec.processes.iter().map(|p| p.name.clone()).collect();
+        for i in 0..self.procs.len() {
+            if !wanted.contains(&self.procs[i].spec.name) {
+                self.log(format!(
+                    "{} is no longer in the spec: stopping it",
+                    self.procs[i].spec.name
+                ));
+                self.stop(i, Then::Remove);
             }
-            // Asked again to stop while waiting for stragglers: stop waiting.
-            Phase::Draining { .. } if signo == libc::SIGTERM || signo == libc::SIGINT => {
-                eprintln!(
-                    "launch: {} during shutdown: killing what is left now",
+        }
+        self.procs
+            .retain(|p| wanted.contains(&p.spec.name) || p.pid().is_some());
+        for process in spec.processes {
+            let level = levels.get(&process.name).copied().unwrap_or(0);
+            match self.procs.iter().position(|p| p.spec.name == process.name) {
+                None => self.procs.push(Managed::new(process, level)),
+                Some(i) => {
+                    let changed = {
+                        let mut old = self.procs[i].spec.clone();
+                        old.line = process.line;
+                        old != process
+                    };
+                    self.procs[i].level = level;
+                    if changed {
+                        self.log(format!(
+                            "{} changed in the spec: restarting it",
+                            process.name
+                        ));
+                        self.procs[i].spec = process;
+                        self.restart(i);
+                    } else if notified.contains(&process.name) {
+                        self.notify(i);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A changed template: the reload signal, or a restart.
+    fn notify(&mut self, i: usize) {
+        let p = &self.procs[i];
+        match (p.spec.reload_signal, p.state) {
+            (Some(signo), State::Running { pid }) => {
+                self.log(format!(
+                    "{}: its configuration changed: sending {}",
+                    p.spec.name,
                     signals::name(signo)
-                );
-                self.kill_rest();
+                ));
+                let _ = send(Pid::from_raw(-pid.as_raw()), signo);
+            }
+            (None, State::Running { .. }) => {
+                self.log(format!(
+                    "{}: its configuration changed: restarting it",
+                    p.spec.name
+                ));
+                self.restart(i);
             }
             _ => {}
         }
     }
 
-    fn on_deadline(&mut self, options: &PlainInit) {
-        if let Phase::Draining { .. } = self.phase {
-            eprintln!(
-                "launch: processes still running {} after SIGTERM; sending SIGKILL",
-                crate::duration::format(options.grace)
-            );
-            self.kill_rest();
+    fn restart(&mut self, i: usize) {
+        if self.procs[i].pid().is_some() {
+            self.stop(i, Then::Restart);
+        } else {
+            let p = &mut self.procs[i];
+            p.state = State::Waiting;
+            p.attempt = 0;
         }
     }
 
-    fn terminate_rest(&mut self, grace: Duration) {
-        cleanup::signal_all(self.scope, libc::SIGTERM);
-        self.phase = Phase::Draining {
-            until: Instant::now() + grace,
-        };
+    /// Starts every waiting process whose dependencies are satisfied; during shutdown,
+    /// stops the highest level still running.
+    fn advance(&mut self) {
+        match self.phase {
+            Phase::Running => {
+                // A process started here may satisfy others at once (no readiness check):
+                // go round until nothing more can start.
+                loop {
+                    let satisfied: BTreeSet<String> = self
+                        .procs
+                        .iter()
+                        .filter(|p| p.satisfies())
+                        .map(|p| p.spec.name.clone())
+                        .collect();
+                    let startable: Vec<usize> = (0..self.procs.len())
+                        .filter(|&i| {
+                            self.procs[i].state == State::Waiting
+                                && self.procs[i]
+                                    .spec
+                                    .depends_on
+                                    .iter()
+                                    .all(|d| satisfied.contains(d))
+                        })
+                        .collect();
+                    if startable.is_empty() || self.phase != Phase::Running {
+                        break;
+                    }
+                    for i in startable {
+                        self.start(i);
+                    }
+                }
+                if matches!(self.mode, Mode::Run { .. })
+                    && self.phase == Phase::Running
+                    && self.procs.iter().all(|p| {
+                        matches!(
+                            p.state,
+                            State::Exited(_) | State::Failed(_) | State::Stopped
+                        )
+                    })
+                {
+                    self.log("no process left to supervise".into());
+                    self.begin_shutdown(0, "nothing left to run");
+                }
+            }
+            Phase::Stopping { grace_until, code } => {
+                let alive: Vec<usize> = (0..self.procs.len())
+                    .filter(|&i| self.procs[i].pid().is_some())
+                    .collect();
+                match alive.iter().map(|&i| self.procs[i].level).max() {
+                    Some(top) => {
+                        for i in alive {
+                            if self.procs[i].level == top
+                                && matches!(self.procs[i].state, State::Running { .. })
+                            {
+                                self.stop(i, Then::Rest);
+                            }
+                        }
+                    }
+                    None => {
+                        // The managed processes are gone: now whatever they left behind.
+                        if self.children == Children::Remain {
+                            cleanup::signal_all(self.scope, libc::SIGTERM);
+                        }
+                        let until = grace_until.max(Instant::now() + ORPHAN_GRACE_MIN);
+                        self.phase = Phase::Draining { until, code };
+                    }
+                }
+            }
+            Phase::Draining { .. } | Phase::Killing { .. } => {}
+        }
     }
 
-    fn kill_rest(&mut self) {
+    fn start(&mut self, i: usize) {
+        let now = Instant::now();
+        let spec = self.procs[i].spec.clone();
+        let mut extra = Extra {
+            cwd: spec.cwd.clone(),
+            umask: spec.umask,
+            close_fds: true,
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..Extra::default()
+        };
+        if let Some(name) = &spec.user {
+            if let Some(user) = self.accounts.user(name) {
+                let gid = spec
+                    .group
+                    .as_deref()
+                    .and_then(|g| self.accounts.group(g))
+                    .unwrap_or(user.gid);
+                extra
+                    .env
+                    .push(("HOME".into(), user.home.display().to_string()));
+                extra.env.push(("USER".into(), user.name.clone()));
+                extra.env.push(("LOGNAME".into(), user.name.clone()));
+                extra.user = Some(Credentials {
+                    uid: user.uid,
+                    gid,
+                    groups: std::iter::once(gid)
+                        .chain(user.groups.iter().copied())
+                        .collect(),
+                });
+            }
+        }
+        let mut new_watches = Vec::new();
+        if spec.log_prefix {
+            for stream in [Stream::Stdout, Stream::Stderr] {
+                if let Some((read, write)) = pipe() {
+                    match stream {
+                        Stream::Stdout => extra.stdout = Some(write),
+                        Stream::Stderr => extra.stderr = Some(write),
+                    }
+                    new_watches.push(Watch::Log(LogPipe::new(read, stream, &spec.name)));
+                }
+            }
+        }
+        if let Some(ReadyCheck::NotifyFd(n)) = spec.ready.as_ref().map(|r| &r.check) {
+            if let Some((read, write)) = pipe() {
+                extra.notify = Some((write, *n));
+                new_watches.push(Watch::Notify {
+                    process: spec.name.clone(),
+                    fd: read,
+                });
+            }
+        }
+        let argv: Vec<OsString> = spec
+            .command
+            .argv()
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        let result = spawn::spawn_with(&argv, &self.setup, extra);
+        for watch in new_watches {
+            self.watch(watch);
+        }
+        let p = &mut self.procs[i];
+        p.started = Some(now);
+        p.ready = false;
+        p.readiness = spec.ready.as_ref().map(|r| Readiness {
+            deadline: now + r.timeout,
+            next_try: now,
+            check_pid: None,
+        });
+        match result {
+            Ok(pid) => {
+                p.state = State::Running { pid };
+                if p.readiness.is_none() {
+                    p.ready = true;
+                }
+                let message = format!("{} started (pid {pid})", spec.name);
+                self.log(message);
+            }
+            Err(e) => {
+                // Like a crash: the same backoff, so that a missing binary neither spins
+                // nor starves the others.
+                self.log(format!("{}: cannot start: {e}", spec.name));
+                let exit = Exit::Code(e.exit_code());
+                self.procs[i].state = State::Running {
+                    pid: Pid::from_raw(0),
+                };
+                self.ended(i, exit);
+            }
+        }
+    }
+
+    fn watch(&mut self, watch: Watch) {
+        let token = self.next_token;
+        self.next_token += 1;
+        let registered = match &watch {
+            Watch::Log(pipe) => self.events.watch(pipe.fd.as_fd(), token),
+            Watch::Notify { fd, .. } => self.events.watch(fd.as_fd(), token),
+        };
+        if registered.is_ok() {
+            self.watches.insert(token, watch);
+        }
+    }
+
+    fn on_readable(&mut self, token: u64) {
+        let Some(watch) = self.watches.get_mut(&token) else {
+            return;
+        };
+        let (open, ready_process) = match watch {
+            Watch::Log(pipe) => (pipe.pump(), None),
+            Watch::Notify { process, fd } => {
+                let mut buf = [0u8; 512];
+                match nix::unistd::read(&*fd, &mut buf) {
+                    Ok(0) | Err(_) => (false, None),
+                    Ok(n) => (true, buf[..n].contains(&b'\n').then(|| process.clone())),
+                }
+            }
+        };
+        if let Some(name) = ready_process {
+            if let Some(i) = self.procs.iter().position(|p| p.spec.name == name) {
+                self.mark_ready(i);
+            }
+        }
+        if !open {
+            if let Some(watch) = self.watches.remove(&token) {
+                let fd = match &watch {
+                    Watch::Log(pipe) => pipe.fd.as_fd(),
+                    Watch::Notify { fd, .. } => fd.as_fd(),
+                };
+                let _ = self.events.unwatch(fd);
+            }
+        }
+    }
+
+    fn mark_ready(&mut self, i: usize) {
+        let p = &mut self.procs[i];
+        if matches!(p.state, State::Running { .. }) && !p.ready {
+            p.ready = true;
+            p.readiness = None;
+            let message = format!("{} is ready", p.spec.name);
+            self.log(message);
+        }
+    }
+
+    fn reap(&mut self) {
+        let mut ended = Vec::new();
+        self.children = reap::drain(|pid, exit| ended.push((pid, exit)));
+        for (pid, exit) in ended {
+            if let Some(i) = self.procs.iter().position(|p| p.pid() == Some(pid)) {
+                self.ended(i, exit);
+            } else if let Some(i) = self.procs.iter().position(|p| {
+                p.readiness
+                    .as_ref()
+                    .is_some_and(|r| r.check_pid == Some(pid))
+            }) {
+                if exit.success() {
+                    self.mark_ready(i);
+                } else if let Some(r) = self.procs[i].readiness.as_mut() {
+                    r.check_pid = None;
+                }
+            }
+            // Anything else is an adopted orphan: reaped, and that is all.
+        }
+    }
+
+    /// Process `i` ended with `exit`.
+    fn ended(&mut self, i: usize, exit: Exit) {
+        let now = Instant::now();
+        let name = self.procs[i].spec.name.clone();
+        let state = self.procs[i].state;
+        {
+            let p = &mut self.procs[i];
+            p.ready = false;
+            p.readiness = None;
+        }
+        if let State::Stopping { then, .. } = state {
+            self.log_verbose(format!("{name} stopped: {exit}"));
+            match then {
+                Then::Rest => self.procs[i].state = State::Stopped,
+                Then::Restart => {
+                    self.procs[i].state = State::Waiting;
+                    self.procs[i].attempt = 0;
+                }
+                Then::Remove => {
+                    self.procs.remove(i);
+                }
+            }
+            return;
+        }
+        if let Mode::Plain { remap, grace, .. } = &self.mode {
+            let (code, grace) = (remap.apply(exit.code()), *grace);
+            self.log_verbose(format!("{name} ended: {exit}"));
+            self.procs[i].state = State::Exited(exit);
+            self.take_terminal_back();
+            self.phase = Phase::Stopping {
+                grace_until: now + grace,
+                code,
+            };
+            return;
+        }
+        if self.phase != Phase::Running {
+            self.procs[i].state = State::Exited(exit);
+            return;
+        }
+        let p = &mut self.procs[i];
+        if p.started
+            .is_some_and(|t| now.duration_since(t) >= policy::BACKOFF_RESET)
+        {
+            p.attempt = 0;
+        }
+        let looping = p
+            .history
+            .record(now, p.spec.max_restarts, p.spec.restart_window);
+        if p.spec.kind == Kind::Oneshot && exit.success() {
+            p.state = State::Exited(exit);
+            self.log(format!("{name} finished"));
+            return;
+        }
+        if policy::restarts(p.spec.restart, exit) && !looping {
+            p.attempt += 1;
+            p.restarts += 1;
+            let wait = policy::backoff(p.attempt);
+            p.state = State::Backoff { until: now + wait };
+            self.log(format!(
+                "{name} exited ({exit}); restarting in {}",
+                crate::duration::format(wait)
+            ));
+            return;
+        }
+        let fatal = p.spec.critical || (p.spec.kind == Kind::Oneshot && !p.spec.optional);
+        p.state = if looping || p.spec.kind == Kind::Oneshot {
+            State::Failed(exit)
+        } else {
+            State::Exited(exit)
+        };
+        let why = if looping {
+            format!(
+                "{name} exited {} times within {}: giving up",
+                p.spec.max_restarts,
+                crate::duration::format(p.spec.restart_window)
+            )
+        } else {
+            format!("{name} exited ({exit})")
+        };
+        self.log(why.clone());
+        if fatal {
+            self.begin_shutdown(exit.code(), &why);
+        }
+    }
+
+    /// Asks process `i` to stop: its stop signal (and SIGCONT) to its group, SIGKILL
+    /// after its stop timeout.
+    fn stop(&mut self, i: usize, then: Then) {
+        let p = &mut self.procs[i];
+        match p.state {
+            State::Running { pid } => {
+                let group = Pid::from_raw(-pid.as_raw());
+                let _ = send(group, p.spec.stop_signal);
+                let _ = send(group, libc::SIGCONT);
+                p.state = State::Stopping {
+                    pid,
+                    kill_at: Instant::now() + p.spec.stop_timeout,
+                    then,
+                };
+                let message = format!(
+                    "stopping {} ({})",
+                    p.spec.name,
+                    signals::name(p.spec.stop_signal)
+                );
+                self.log_verbose(message);
+            }
+            State::Stopping { pid, kill_at, .. } => {
+                p.state = State::Stopping { pid, kill_at, then }
+            }
+            _ => {
+                p.state = State::Stopped;
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, code: i32, why: &str) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        let grace = match &self.mode {
+            Mode::Run { grace, .. } | Mode::Plain { grace, .. } => *grace,
+        };
+        self.log(format!("shutting down ({why})"));
+        self.phase = Phase::Stopping {
+            grace_until: Instant::now() + grace,
+            code,
+        };
+        for p in &mut self.procs {
+            if matches!(p.state, State::Waiting | State::Backoff { .. }) {
+                p.state = State::Stopped;
+            }
+        }
+    }
+
+    fn kill_everything(&mut self, code: i32) {
+        for p in &self.procs {
+            if let Some(pid) = p.pid() {
+                let _ = send(Pid::from_raw(-pid.as_raw()), libc::SIGKILL);
+            }
+        }
         cleanup::signal_all(self.scope, libc::SIGKILL);
         self.phase = Phase::Killing {
             until: Instant::now() + KILL_WAIT,
+            code,
         };
+    }
+
+    fn on_time(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Stopping { grace_until, code }
+            | Phase::Draining {
+                until: grace_until,
+                code,
+            } if now >= grace_until => {
+                self.log(
+                    "the shutdown grace is over: sending SIGKILL to every process left".into(),
+                );
+                self.kill_everything(code);
+            }
+            _ => {}
+        }
+        for i in 0..self.procs.len() {
+            match self.procs[i].state {
+                State::Backoff { until } if now >= until => self.procs[i].state = State::Waiting,
+                State::Stopping { pid, kill_at, then } if now >= kill_at => {
+                    let message = format!(
+                        "{} did not stop within {}: SIGKILL",
+                        self.procs[i].spec.name,
+                        crate::duration::format(self.procs[i].spec.stop_timeout)
+                    );
+                    self.log(message);
+                    let _ = send(Pid::from_raw(-pid.as_raw()), libc::SIGKILL);
+                    self.procs[i].state = State::Stopping {
+                        pid,
+                        kill_at: now + KILL_WAIT,
+                        then,
+                    };
+                }
+                State::Running { pid } if !self.procs[i].ready => self.check_ready(i, pid, now),
+                _ => {}
+            }
+        }
+    }
+
+    fn check_ready(&mut self, i: usize, pid: Pid, now: Instant) {
+        let Some(ready) = self.procs[i].spec.ready.clone() else {
+            return;
+        };
+        let Some(r) = self.procs[i].readiness.clone() else {
+            return;
+        };
+        if now >= r.deadline {
+            let message = format!(
+                "{} is not ready after {}: killing it (a failure)",
+                self.procs[i].spec.name,
+                crate::duration::format(ready.timeout)
+            );
+            self.log(message);
+            self.procs[i].readiness = None;
+            let _ = send(Pid::from_raw(-pid.as_raw()), libc::SIGKILL);
+            return;
+        }
+        if r.check_pid.is_some() || now < r.next_try {
+            return;
+        }
+        let next_try = now + ready.interval;
+        let ok = match &ready.check {
+            ReadyCheck::Tcp(address) => ready::tcp(address),
+            ReadyCheck::File(path) => ready::file(path),
+            ReadyCheck::NotifyFd(_) => false,
+            ReadyCheck::Cmd(argv) => {
+                let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
+                let check_pid = spawn::spawn_with(
+                    &argv,
+                    &self.setup,
+                    Extra {
+                        close_fds: true,
+                        ..Extra::default()
+                    },
+                )
+                .ok();
+                if let Some(r) = self.procs[i].readiness.as_mut() {
+                    r.check_pid = check_pid;
+                    r.next_try = next_try;
+                }
+                return;
+            }
+        };
+        if ok {
+            self.mark_ready(i);
+        } else if let Some(r) = self.procs[i].readiness.as_mut() {
+            r.next_try = next_try;
+        }
+    }
+
+    // ---- signals ----
+
+    fn on_signal(&mut self, signo: i32) {
+        let stop_request = signo == libc::SIGTERM || signo == libc::SIGINT;
+        match (&self.mode, self.phase) {
+            (
+                Mode::Plain {
+                    forward_to_group, ..
+                },
+                Phase::Running,
+            ) => {
+                if let Some(pid) = self.procs.first().and_then(Managed::pid) {
+                    if signals::is_forwarded(signo) {
+                        let target = if *forward_to_group {
+                            Pid::from_raw(-pid.as_raw())
+                        } else {
+                            pid
+                        };
+                        self.log_verbose(format!(
+                            "forwarding {} to {target}",
+                            signals::name(signo)
+                        ));
+                        let _ = send(target, signo);
+                    }
+                }
+            }
+            (Mode::Run { .. }, Phase::Running) => match signo {
+                libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
+                    self.begin_shutdown(0, &signals::name(signo));
+                }
+                libc::SIGHUP => self.reload(),
+                libc::SIGUSR1 | libc::SIGUSR2 | libc::SIGWINCH => {
+                    for p in &self.procs {
+                        if let State::Running { pid } = p.state {
+                            let _ = send(Pid::from_raw(-pid.as_raw()), signo);
+                        }
+                    }
+                }
+                _ => {}
+            },
+            // Asked again to stop while stopping: stop waiting.
+            (_, Phase::Stopping { code, .. } | Phase::Draining { code, .. }) if stop_request => {
+                self.log(format!(
+                    "{} during shutdown: killing everything now",
+                    signals::name(signo)
+                ));
+                self.kill_everything(code);
+            }
+            _ => {}
+        }
+    }
+
+    /// SIGHUP: a new plan; a broken one is reported and the running one kept.
+    fn reload(&mut self) {
+        let Mode::Run { config, .. } = &self.mode else {
+            return;
+        };
+        self.log("SIGHUP: reconfiguring".into());
+        let plan = match reconfigure::plan(config) {
+            Ok(plan) => plan,
+            Err(errors) => {
+                for e in &errors {
+                    self.log(e.to_string());
+                }
+                self.log("the new configuration is not valid; keeping the running one".into());
+                return;
+            }
+        };
+        let report = match reconfigure::apply(&plan) {
+            Ok(report) => report,
+            Err(errors) => {
+                for e in &errors {
+                    self.log(e.to_string());
+                }
+                self.log(
+                    "the new configuration could not be written; keeping the running one".into(),
+                );
+                return;
+            }
+        };
+        let mut notified = BTreeSet::new();
+        for written in &report.written {
+            self.log(format!("wrote {}", written.dest.display()));
+            notified.extend(written.notify.iter().cloned());
+        }
+        self.adopt_spec(plan.spec, &notified);
     }
 
     fn take_terminal_back(&mut self) {
@@ -249,6 +1102,13 @@ impl Supervisor {
             let _ = tcsetpgrp(stdin, getpgrp());
         }
     }
+}
+
+/// A close-on-exec pipe whose read end does not block.
+fn pipe() -> Option<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ok()?;
+    nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ok()?;
+    Some((read, write))
 }
 
 /// PID 1 reaps by nature; anywhere else launch asks to inherit its orphans.

@@ -77,9 +77,13 @@ impl Output {
         let sink = out.clone();
         thread::spawn(move || {
             let mut lines = BufReader::new(reader);
-            let mut line = String::new();
-            while lines.read_line(&mut line).unwrap_or(0) > 0 {
-                sink.text.lock().unwrap().push_str(&line);
+            let mut line = Vec::new();
+            // Bytes, not UTF-8 lines: children may write anything.
+            while lines.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                sink.text
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&line));
                 sink.grew.notify_all();
                 line.clear();
             }

@@ -1,0 +1,103 @@
+//! `log_prefix`: a child's stdout and stderr come through pipes, and every line goes out
+//! as `name | line` in one write, so lines of different processes never interleave
+//! mid-line. Bytes are passed as they are (non-UTF-8 included); a line longer than
+//! [`MAX_LINE`] is cut into pieces rather than buffered without bound, and a last line
+//! without a newline is flushed (with one) when the pipe closes.
+
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// The longest line held back while waiting for its newline.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Which of launch's outputs a pipe's lines go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// launch's stdout.
+    Stdout,
+    /// launch's stderr.
+    Stderr,
+}
+
+/// One child output pipe being read.
+#[derive(Debug)]
+pub struct LogPipe {
+    /// The read end (non-blocking).
+    pub fd: OwnedFd,
+    /// Where its lines go.
+    pub stream: Stream,
+    prefix: Vec<u8>,
+    partial: Vec<u8>,
+}
+
+impl LogPipe {
+    /// Reads `fd` (already non-blocking) for the process `name`.
+    pub fn new(fd: OwnedFd, stream: Stream, name: &str) -> LogPipe {
+        LogPipe {
+            fd,
+            stream,
+            prefix: format!("{name} | ").into_bytes(),
+            partial: Vec::new(),
+        }
+    }
+
+    /// Reads what is there and writes out every whole line. Returns false at end of file
+    /// (every writer has closed the pipe), after flushing a last partial line.
+    pub fn pump(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match nix::unistd::read(&self.fd, &mut chunk) {
+                Ok(0) => {
+                    if !self.partial.is_empty() {
+                        let rest = std::mem::take(&mut self.partial);
+                        self.emit(&rest);
+                    }
+                    return false;
+                }
+                Ok(n) => self.feed(&chunk[..n]),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while let Some(newline) = bytes.iter().position(|&b| b == b'\n') {
+            let (line, rest) = bytes.split_at(newline);
+            if self.partial.is_empty() {
+                self.emit(line);
+            } else {
+                let mut whole = std::mem::take(&mut self.partial);
+                whole.extend_from_slice(line);
+                self.emit(&whole);
+            }
+            bytes = &rest[1..];
+        }
+        self.partial.extend_from_slice(bytes);
+        while self.partial.len() >= MAX_LINE {
+            let piece: Vec<u8> = self.partial.drain(..MAX_LINE).collect();
+            self.emit(&piece);
+        }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        let mut out = Vec::with_capacity(self.prefix.len() + line.len() + 1);
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(line);
+        out.push(b'\n');
+        // One write per line: whole lines, never interleaved with another process's.
+        let _ = match self.stream {
+            Stream::Stdout => io::stdout().lock().write_all(&out),
+            Stream::Stderr => io::stderr().lock().write_all(&out),
+        };
+        if self.stream == Stream::Stdout {
+            let _ = io::stdout().flush();
+        }
+    }
+
+    /// The raw descriptor, for the event loop.
+    pub fn raw(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+}

@@ -1,0 +1,182 @@
+//! The pure decisions of supervision, kept apart from the loop so that they can be
+//! tested as tables: whether an exit is restarted, how long to back off, when a crash
+//! loop gives up, and in which order processes start and stop.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::exit::Exit;
+use crate::spec::{Process, Restart};
+
+/// The first restart waits this long; each further one twice as long...
+pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// ...up to this.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A process that stayed up this long starts its backoff from the beginning again.
+pub const BACKOFF_RESET: Duration = Duration::from_secs(10);
+
+/// Whether a process that ended on its own is started again.
+pub fn restarts(policy: Restart, exit: Exit) -> bool {
+    match policy {
+        Restart::Always => true,
+        Restart::OnFailure => !exit.success(),
+        Restart::Never => false,
+    }
+}
+
+/// The wait before restart number `attempt` (1-based): 100 ms, 200 ms, 400 ms, ... 30 s.
+pub fn backoff(attempt: u32) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(16);
+    (BACKOFF_MIN * 2u32.pow(doublings)).min(BACKOFF_MAX)
+}
+
+/// Remembers recent exits to tell a crash loop.
+#[derive(Debug, Clone, Default)]
+pub struct ExitHistory {
+    recent: VecDeque<Instant>,
+}
+
+impl ExitHistory {
+    /// Records an exit at `now`; true when there were `max` exits within `window`.
+    pub fn record(&mut self, now: Instant, max: u32, window: Duration) -> bool {
+        self.recent.push_back(now);
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            self.recent.pop_front();
+        }
+        max > 0 && self.recent.len() >= max as usize
+    }
+}
+
+/// Each process's level: 0 for no dependencies, else one more than its deepest
+/// dependency. Processes start level by level and stop in reverse. (The spec has
+/// already refused cycles and unknown names; any left are treated as level 0.)
+pub fn levels(processes: &[Process]) -> BTreeMap<String, usize> {
+    let deps: BTreeMap<&str, &[String]> = processes
+        .iter()
+        .map(|p| (p.name.as_str(), p.depends_on.as_slice()))
+        .collect();
+    let mut levels = BTreeMap::new();
+    fn level<'a>(
+        name: &'a str,
+        deps: &BTreeMap<&'a str, &'a [String]>,
+        done: &mut BTreeMap<String, usize>,
+        depth: usize,
+    ) -> usize {
+        if let Some(&l) = done.get(name) {
+            return l;
+        }
+        if depth > deps.len() {
+            return 0;
+        }
+        let l = deps
+            .get(name)
+            .map(|ds| {
+                ds.iter()
+                    .filter(|d| deps.contains_key(d.as_str()))
+                    .map(|d| level(d, deps, done, depth + 1) + 1)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        done.insert(name.to_string(), l);
+        l
+    }
+    for p in processes {
+        level(&p.name, &deps, &mut levels, 0);
+    }
+    levels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Command, Kind};
+
+    #[test]
+    fn restart_policy_matrix() {
+        let ok = Exit::Code(0);
+        let failed = Exit::Code(1);
+        let killed = Exit::Signal(9);
+        let table = [
+            (Restart::Always, [true, true, true]),
+            (Restart::OnFailure, [false, true, true]),
+            (Restart::Never, [false, false, false]),
+        ];
+        for (policy, expected) in table {
+            for (exit, want) in [ok, failed, killed].into_iter().zip(expected) {
+                assert_eq!(restarts(policy, exit), want, "{policy:?} {exit:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        let waits: Vec<u128> = (1..=12).map(|n| backoff(n).as_millis()).collect();
+        assert_eq!(
+            waits,
+            [
+                100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000, 30000
+            ]
+        );
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn crash_loop_is_five_exits_in_the_window() {
+        let mut h = ExitHistory::default();
+        let t = Instant::now();
+        let window = Duration::from_secs(60);
+        for i in 0..4 {
+            assert!(!h.record(t + Duration::from_secs(i), 5, window));
+        }
+        assert!(h.record(t + Duration::from_secs(4), 5, window));
+        let mut slow = ExitHistory::default();
+        for i in 0..10 {
+            assert!(
+                !slow.record(t + Duration::from_secs(i * 20), 5, window),
+                "spread out: no loop"
+            );
+        }
+    }
+
+    fn proc(name: &str, deps: &[&str]) -> Process {
+        Process {
+            name: name.into(),
+            command: Command::Exec(vec!["true".into()]),
+            kind: Kind::Service,
+            user: None,
+            group: None,
+            env: Default::default(),
+            cwd: None,
+            umask: None,
+            depends_on: deps.iter().map(|s| s.to_string()).collect(),
+            ready: None,
+            restart: Restart::Always,
+            critical: false,
+            optional: false,
+            stop_signal: 15,
+            stop_timeout: Duration::from_secs(5),
+            reload_signal: None,
+            log_prefix: false,
+            max_restarts: 5,
+            restart_window: Duration::from_secs(60),
+            line: 0,
+        }
+    }
+
+    #[test]
+    fn levels_follow_the_deepest_dependency() {
+        let ps = [
+            proc("web", &["app", "cache"]),
+            proc("app", &["db"]),
+            proc("db", &[]),
+            proc("cache", &[]),
+        ];
+        let l = levels(&ps);
+        assert_eq!((l["db"], l["cache"], l["app"], l["web"]), (0, 0, 1, 2));
+    }
+}

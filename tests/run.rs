@@ -1,0 +1,541 @@
+//! `launch run`: the spec's processes under launch as PID 1 of a PID namespace, with
+//! real processes (sh scripts) that record what happens to them in files.
+
+mod support;
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use support::project::Project;
+use support::{Launched, Mode, children_of, descendants, wait_until};
+
+/// Starts `launch run` as PID 1 on the project.
+fn start(p: &Project) -> Launched {
+    let root = p.root.display().to_string();
+    Launched::start(Mode::Pid1, &["run", "--root", &root])
+}
+
+fn wait_for_file(path: &std::path::Path, timeout: Duration) -> String {
+    wait_until(timeout, || {
+        fs::read_to_string(path).ok().filter(|s| !s.is_empty())
+    })
+    .unwrap_or_else(|| panic!("{} never appeared", path.display()))
+}
+
+fn stderr_has(launch: &Launched, needle: &str, timeout: Duration) {
+    assert!(
+        launch.stderr.wait_for(needle, timeout),
+        "no {needle:?} in launch's log:\n{}",
+        launch.stderr.text()
+    );
+}
+
+fn nanos(text: &str) -> u128 {
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a timestamp: {text:?}"))
+}
+
+#[test]
+fn a_chain_of_ten_starts_each_after_the_previous_is_ready() {
+    let p = Project::new("run-chain");
+    let out = p.out();
+    let mut spec = String::from("processes:\n");
+    for i in 0..10 {
+        let deps = if i == 0 {
+            String::new()
+        } else {
+            format!("    depends_on: [p{}]\n", i - 1)
+        };
+        // Each records when it started, takes 50 ms to become ready, then says so.
+        spec.push_str(&format!(
+            "  p{i}:\n    command: \"date +%s%N > {out}/p{i}.start; sleep 0.05; date +%s%N > {out}/p{i}.ready.tmp; mv {out}/p{i}.ready.tmp {out}/p{i}.ready; exec sleep 1000\"\n    ready: {{file: {out}/p{i}.ready, interval: 10ms}}\n{deps}"
+        ));
+    }
+    p.write("project/launch.yml", &spec);
+    let mut launch = start(&p);
+    wait_for_file(&p.path("out/p9.ready"), Duration::from_secs(20));
+    for i in 1..10 {
+        let started = nanos(&fs::read_to_string(p.path(&format!("out/p{i}.start"))).unwrap());
+        let before_ready =
+            nanos(&fs::read_to_string(p.path(&format!("out/p{}.ready", i - 1))).unwrap());
+        assert!(
+            started >= before_ready,
+            "p{i} started before p{} was ready",
+            i - 1
+        );
+    }
+    launch.signal(libc::SIGTERM);
+    assert_eq!(
+        launch.wait(Duration::from_secs(10)).code(),
+        Some(0),
+        "{}",
+        launch.stderr.text()
+    );
+}
+
+#[test]
+fn a_failing_oneshot_stops_the_container_with_its_code() {
+    let p = Project::new("run-oneshot");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        &format!("processes:\n  migrate: {{command: \"exit 3\", kind: oneshot}}\n  app:\n    command: \"touch {out}/app-ran; exec sleep 1000\"\n    depends_on: [migrate]\n"),
+    );
+    let mut launch = start(&p);
+    assert_eq!(
+        launch.wait(Duration::from_secs(10)).code(),
+        Some(3),
+        "{}",
+        launch.stderr.text()
+    );
+    assert!(
+        !p.path("out/app-ran").exists(),
+        "the dependent must not start"
+    );
+    assert!(
+        launch
+            .stderr
+            .text()
+            .contains("migrate exited (exit code 3)"),
+        "{}",
+        launch.stderr.text()
+    );
+}
+
+#[test]
+fn a_successful_oneshot_lets_its_dependents_start() {
+    let p = Project::new("run-oneshot-ok");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        &format!("processes:\n  migrate: {{command: \"sleep 0.2; touch {out}/migrated\", kind: oneshot}}\n  app:\n    command: \"test -e {out}/migrated && touch {out}/app-ran; exec sleep 1000\"\n    depends_on: [migrate]\n"),
+    );
+    let mut launch = start(&p);
+    wait_for_file_exists(&p.path("out/app-ran"));
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn restarts_back_off_and_a_crash_loop_of_a_critical_process_ends_launch() {
+    let p = Project::new("run-backoff");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        &format!("processes:\n  flaky:\n    command: \"date +%s%N >> {out}/starts; exit 4\"\n    restart: on-failure\n    critical: true\n    max_restarts: 5\n"),
+    );
+    let mut launch = start(&p);
+    let status = launch.wait(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(4), "{}", launch.stderr.text());
+    let starts: Vec<u128> = fs::read_to_string(p.path("out/starts"))
+        .unwrap()
+        .lines()
+        .map(nanos)
+        .collect();
+    assert_eq!(starts.len(), 5, "given up at the fifth exit");
+    let gaps: Vec<u128> = starts
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 1_000_000)
+        .collect();
+    for pair in gaps.windows(2) {
+        assert!(pair[1] > pair[0], "the waits grow: {gaps:?} ms");
+    }
+    assert!(
+        gaps[0] >= 100 && gaps[3] >= 800,
+        "100 ms doubling: {gaps:?} ms"
+    );
+    let log = launch.stderr.text();
+    assert!(
+        log.contains("restarting in 100ms") && log.contains("restarting in 800ms"),
+        "{log}"
+    );
+    assert!(log.contains("giving up"), "{log}");
+}
+
+#[test]
+fn ten_slow_stoppers_stop_in_parallel() {
+    let p = Project::new("run-parallel-stop");
+    let out = p.out();
+    let mut spec = String::from("processes:\n");
+    for i in 0..10 {
+        spec.push_str(&format!(
+            "  s{i}:\n    command: \"trap 'sleep 1; exit 0' TERM; touch {out}/s{i}; while :; do sleep 0.1; done\"\n"
+        ));
+    }
+    p.write("project/launch.yml", &spec);
+    let mut launch = start(&p);
+    for i in 0..10 {
+        wait_for_file_exists(&p.path(&format!("out/s{i}")));
+    }
+    let asked = Instant::now();
+    launch.signal(libc::SIGTERM);
+    assert_eq!(
+        launch.wait(Duration::from_secs(8)).code(),
+        Some(0),
+        "{}",
+        launch.stderr.text()
+    );
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "10 x 1 s stops took {took:?}: not in parallel"
+    );
+}
+
+fn wait_for_file_exists(path: &std::path::Path) {
+    wait_until(Duration::from_secs(10), || path.exists().then_some(()))
+        .unwrap_or_else(|| panic!("{} never appeared", path.display()));
+}
+
+#[test]
+fn a_process_ignoring_term_is_killed_after_its_stop_timeout() {
+    let p = Project::new("run-stubborn");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        &format!("processes:\n  stubborn:\n    command: \"trap '' TERM; touch {out}/up; while :; do sleep 0.1; done\"\n    stop_timeout: 1s\nshutdown: {{grace: 4s}}\n"),
+    );
+    let mut launch = start(&p);
+    wait_for_file_exists(&p.path("out/up"));
+    let asked = Instant::now();
+    launch.signal(libc::SIGTERM);
+    assert_eq!(
+        launch.wait(Duration::from_secs(4)).code(),
+        Some(0),
+        "{}",
+        launch.stderr.text()
+    );
+    assert!(
+        asked.elapsed() >= Duration::from_secs(1),
+        "it had its stop timeout"
+    );
+    assert!(
+        launch
+            .stderr
+            .text()
+            .contains("did not stop within 1s: SIGKILL"),
+        "{}",
+        launch.stderr.text()
+    );
+}
+
+#[test]
+fn shutdown_stops_in_reverse_start_order() {
+    let p = Project::new("run-order");
+    let out = p.out();
+    let proc = |name: &str, dep: &str| {
+        let deps = if dep.is_empty() {
+            String::new()
+        } else {
+            format!("    depends_on: [{dep}]\n")
+        };
+        format!(
+            "  {name}:\n    command: \"trap 'echo {name} >> {out}/stopped; exit 0' TERM; touch {out}/{name}; while :; do sleep 0.05; done\"\n{deps}"
+        )
+    };
+    p.write(
+        "project/launch.yml",
+        &format!(
+            "processes:\n{}{}{}",
+            proc("db", ""),
+            proc("app", "db"),
+            proc("web", "app")
+        ),
+    );
+    let mut launch = start(&p);
+    wait_for_file_exists(&p.path("out/web"));
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+    assert_eq!(
+        fs::read_to_string(p.path("out/stopped")).unwrap(),
+        "web\napp\ndb\n"
+    );
+}
+
+#[test]
+fn term_during_a_long_readiness_wait_ends_launch_at_once() {
+    let p = Project::new("run-term-while-starting");
+    p.write(
+        "project/launch.yml",
+        "processes:\n  slow:\n    command: \"exec sleep 1000\"\n    ready: {file: /nonexistent, timeout: 30s}\n  after:\n    command: \"exec sleep 1000\"\n    depends_on: [slow]\n",
+    );
+    let mut launch = start(&p);
+    stderr_has(&launch, "slow started", Duration::from_secs(5));
+    let asked = Instant::now();
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(3)).code(), Some(0));
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        asked.elapsed()
+    );
+    assert!(!launch.stderr.text().contains("after started"));
+}
+
+#[test]
+fn sighup_reloads_or_restarts_only_the_notified_processes() {
+    let p = Project::new("run-hup");
+    let out = p.out();
+    p.write("project/pillar.yml", "port: 1\n")
+        .write("project/templates/web.conf", "port={{ pillar.port }}\n")
+        .write("project/templates/worker.conf", "port={{ pillar.port }}\n")
+        .write(
+            "project/launch.yml",
+            &format!(
+                "templates:\n  - {{src: templates/web.conf, dest: {out}/web.conf, notify: [web]}}\n  - {{src: templates/worker.conf, dest: {out}/worker.conf, notify: [worker]}}\n\
+                 processes:\n  web:\n    command: \"trap 'echo reloaded >> {out}/web.log' HUP; echo $$ > {out}/web.pid; while :; do sleep 0.05; done\"\n    reload_signal: SIGHUP\n\
+                 \x20 worker:\n    command: \"echo $$ >> {out}/worker.pids; exec sleep 1000\"\n\
+                 \x20 bystander:\n    command: \"echo $$ >> {out}/bystander.pids; exec sleep 1000\"\n"
+            ),
+        );
+    let mut launch = start(&p);
+    wait_for_file(&p.path("out/web.pid"), Duration::from_secs(10));
+    wait_for_file(&p.path("out/worker.pids"), Duration::from_secs(10));
+    wait_for_file(&p.path("out/bystander.pids"), Duration::from_secs(10));
+    let web_pid = fs::read_to_string(p.path("out/web.pid")).unwrap();
+
+    p.write("data/configuration/pillar.yml", "port: 2\n");
+    launch.signal(libc::SIGHUP);
+    wait_for_file(&p.path("out/web.log"), Duration::from_secs(10));
+    wait_until(Duration::from_secs(10), || {
+        (fs::read_to_string(p.path("out/worker.pids"))
+            .ok()?
+            .lines()
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .expect("the worker (no reload_signal) is restarted");
+    assert_eq!(
+        fs::read_to_string(p.path("out/worker.conf")).unwrap(),
+        "port=2\n"
+    );
+    assert_eq!(
+        fs::read_to_string(p.path("out/web.pid")).unwrap(),
+        web_pid,
+        "web was reloaded, not restarted"
+    );
+    assert_eq!(
+        fs::read_to_string(p.path("out/bystander.pids"))
+            .unwrap()
+            .lines()
+            .count(),
+        1,
+        "nothing else is disturbed"
+    );
+
+    // A broken configuration: reported, and everything keeps running.
+    p.write("data/configuration/pillar.yml", "port: [\n");
+    launch.signal(libc::SIGHUP);
+    stderr_has(&launch, "keeping the running one", Duration::from_secs(10));
+    assert!(launch.running());
+    assert_eq!(
+        fs::read_to_string(p.path("out/bystander.pids"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+    assert_eq!(
+        fs::read_to_string(p.path("out/worker.conf")).unwrap(),
+        "port=2\n"
+    );
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn processes_added_and_removed_on_sighup() {
+    let p = Project::new("run-hup-spec");
+    let out = p.out();
+    let spec = |extra: bool| {
+        let mut s = format!(
+            "processes:\n  keep:\n    command: \"echo $$ >> {out}/keep.pids; exec sleep 1000\"\n"
+        );
+        if extra {
+            s.push_str(&format!(
+                "  extra:\n    command: \"touch {out}/extra; exec sleep 1000\"\n"
+            ));
+        }
+        s
+    };
+    p.write("project/launch.yml", &spec(false));
+    let launch = start(&p);
+    wait_for_file(&p.path("out/keep.pids"), Duration::from_secs(10));
+    p.write("project/launch.yml", &spec(true));
+    launch.signal(libc::SIGHUP);
+    wait_for_file_exists(&p.path("out/extra"));
+    p.write("project/launch.yml", &spec(false));
+    launch.signal(libc::SIGHUP);
+    stderr_has(
+        &launch,
+        "extra is no longer in the spec",
+        Duration::from_secs(10),
+    );
+    wait_until(Duration::from_secs(10), || {
+        (children_of(launch.pid).len() == 1).then_some(())
+    })
+    .expect("extra is stopped");
+    assert_eq!(
+        fs::read_to_string(p.path("out/keep.pids"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_process_runs_as_its_user() {
+    let p = Project::new("run-user");
+    p.write(
+        "project/launch.yml",
+        "processes:\n  app:\n    command: \"exec sleep 1000\"\n    user: nobody\n",
+    );
+    let launch = start(&p);
+    let pid = wait_until(Duration::from_secs(10), || {
+        children_of(launch.pid).first().copied()
+    })
+    .unwrap();
+    let status = wait_until(Duration::from_secs(5), || {
+        let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        s.contains("sleep").then_some(s)
+    })
+    .unwrap();
+    assert!(
+        status.contains("Uid:\t65534\t65534\t65534\t65534"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Gid:\t65534\t65534\t65534\t65534"),
+        "{status}"
+    );
+}
+
+#[test]
+fn log_prefix_keeps_lines_whole_and_bytes_intact() {
+    let p = Project::new("run-logs");
+    p.write(
+        "project/launch.yml",
+        "processes:\n  a: {command: \"i=0; while [ $i -lt 10000 ]; do echo line-$i-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; i=$((i+1)); done; printf 'no newline'; exec sleep 1000\", log_prefix: true}\n\
+         \x20 b: {command: \"i=0; while [ $i -lt 10000 ]; do echo line-$i-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb; i=$((i+1)); done; printf 'bin \\\\377\\\\376\\\\n'; exec sleep 1000\", log_prefix: true}\n",
+    );
+    let mut launch = start(&p);
+    assert!(
+        launch
+            .stdout
+            .wait_for_n("\n", 20001, Duration::from_secs(20)),
+        "got {} lines",
+        launch.stdout.text().lines().count()
+    );
+    launch.signal(libc::SIGTERM);
+    launch.wait(Duration::from_secs(10));
+    let text = launch.stdout.text();
+    let mut counts = [0usize; 2];
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("a | line-") {
+            assert!(rest.ends_with(&"a".repeat(40)), "whole line: {line:?}");
+            counts[0] += 1;
+        } else if let Some(rest) = line.strip_prefix("b | line-") {
+            assert!(rest.ends_with(&"b".repeat(40)), "whole line: {line:?}");
+            counts[1] += 1;
+        } else {
+            assert!(
+                line == "a | no newline" || line.starts_with("b | bin "),
+                "stray line: {line:?}"
+            );
+        }
+    }
+    assert_eq!(counts, [10000, 10000]);
+    assert!(
+        text.contains("a | no newline\n"),
+        "a last line without newline is flushed at exit"
+    );
+    // The support reader is lossy for display; the raw bytes are checked by length here.
+    assert!(
+        text.contains("b | bin \u{FFFD}\u{FFFD}"),
+        "non-UTF-8 passes through"
+    );
+}
+
+#[test]
+fn a_burst_of_signals_leaves_launch_consistent() {
+    let p = Project::new("run-burst");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        &format!("processes:\n  app:\n    command: \"trap '' USR1 HUP; echo $$ >> {out}/pids; while :; do sleep 0.05; done\"\n"),
+    );
+    let mut launch = start(&p);
+    wait_for_file(&p.path("out/pids"), Duration::from_secs(10));
+    for i in 0..1000 {
+        launch.signal(if i % 2 == 0 {
+            libc::SIGHUP
+        } else {
+            libc::SIGUSR1
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(launch.running());
+    assert_eq!(
+        fs::read_to_string(p.path("out/pids"))
+            .unwrap()
+            .lines()
+            .count(),
+        1,
+        "the app was never restarted"
+    );
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+    assert!(descendants(launch.pid).is_empty());
+}
+
+#[test]
+fn a_broken_spec_at_start_runs_nothing() {
+    let p = Project::new("run-broken");
+    p.write("project/launch.yml", "processes:\n  app: {comand: [x]}\n");
+    let mut launch = start(&p);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(78));
+    assert!(launch.stderr.text().contains("did you mean `command`?"));
+}
+
+#[test]
+fn a_missing_program_backs_off_without_starving_the_others() {
+    let p = Project::new("run-missing");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        &format!("processes:\n  ghost: {{command: [/no/such/program], max_restarts: 100}}\n  app:\n    command: \"touch {out}/app; exec sleep 1000\"\n"),
+    );
+    let mut launch = start(&p);
+    wait_for_file_exists(&p.path("out/app"));
+    stderr_has(&launch, "restarting in 200ms", Duration::from_secs(5));
+    assert!(
+        launch
+            .stderr
+            .text()
+            .contains("ghost: cannot start: /no/such/program: not found")
+    );
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn notify_fd_readiness_gates_dependents() {
+    let p = Project::new("run-notify");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        &format!("processes:\n  db:\n    command: \"sleep 0.3; date +%s%N > {out}/db.ready; echo ready >&3; exec sleep 1000\"\n    ready: {{notify_fd: 3}}\n  app:\n    command: \"date +%s%N > {out}/app.start; exec sleep 1000\"\n    depends_on: [db]\n"),
+    );
+    let mut launch = start(&p);
+    let started = nanos(&wait_for_file(
+        &p.path("out/app.start"),
+        Duration::from_secs(10),
+    ));
+    let ready = nanos(&fs::read_to_string(p.path("out/db.ready")).unwrap());
+    assert!(started >= ready, "app started before db said it was ready");
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+}
