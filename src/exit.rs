@@ -14,6 +14,10 @@ use nix::sys::wait::WaitStatus;
 pub mod code {
     /// The command line was wrong (EX_USAGE).
     pub const USAGE: i32 = 64;
+    /// A running launch could not be reached (EX_UNAVAILABLE).
+    pub const UNAVAILABLE: i32 = 69;
+    /// Refused for lack of permission (EX_NOPERM).
+    pub const NO_PERMISSION: i32 = 77;
     /// Something inside launch failed that is not the user's doing (EX_SOFTWARE).
     pub const INTERNAL: i32 = 70;
     /// The configuration is wrong (EX_CONFIG).

@@ -15,6 +15,7 @@
 
 pub mod atomic;
 pub mod commands;
+pub mod control;
 pub mod duration;
 pub mod exit;
 pub mod layout;

@@ -12,6 +12,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 use launch::commands;
+use launch::control::{self, Request};
 use launch::exit::{Remap, code};
 use launch::layout::LayoutArgs;
 use launch::reconfigure::Options;
@@ -21,6 +22,8 @@ const EXAMPLES: &str = "\
 A project (under /srv/projects/NAME, see docs/):
   launch                              = launch run: configure, then supervise
   launch run --root /srv/projects/web run the spec's processes as PID 1
+  launch status | health | reload     ask the running launch (docker exec ...)
+  launch restart|stop|start NAME      one process of the running launch
   launch check                        validate everything, show what would change
   launch check --show-pillar          ... and every value with the layer it came from
   launch reconfigure --set app.port=9090   render and write the config files, then exit
@@ -85,6 +88,50 @@ enum Action {
         /// Also log signal forwarding and every stop.
         #[arg(short, long)]
         verbose: bool,
+        #[command(flatten)]
+        control: ControlArgs,
+        /// How events are logged on stderr: one line of text each, or of JSON.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Show each process of the running launch: state, pid, uptime, restarts, last exit.
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Exit 0 iff every service runs and is ready (for HEALTHCHECK and probes).
+    Health {
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Reconfigure the running launch, as SIGHUP does; says why when it cannot.
+    Reload {
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Restart one process of the running launch (never counted as a crash).
+    Restart {
+        /// The process's name in launch.yml.
+        name: String,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Stop one process of the running launch; it stays stopped until `launch start`.
+    Stop {
+        /// The process's name in launch.yml.
+        name: String,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Start a stopped (or given up) process of the running launch.
+    Start {
+        /// The process's name in launch.yml.
+        name: String,
+        #[command(flatten)]
+        control: ControlArgs,
     },
     /// Validate the pillar, the spec and every template; print a diff of each output
     /// against the file on disk. Writes nothing. Exit 0 when valid, 78 when not.
@@ -101,6 +148,20 @@ enum Action {
         #[command(flatten)]
         config: ConfigArgs,
     },
+}
+
+/// Where the control socket of a running launch is.
+#[derive(Debug, clap::Args)]
+struct ControlArgs {
+    /// The control socket (root only).
+    #[arg(long = "control", env = "LAUNCH_CONTROL", value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
+    socket: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Where the project is and what to override.
@@ -160,11 +221,36 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
             return commands::check(&options, show_pillar);
         }
         Some(Action::Reconfigure { config }) => return commands::reconfigure(&config.options()),
-        Some(Action::Run { config, verbose }) => {
+        Some(Action::Run {
+            config,
+            verbose,
+            control,
+            log_format,
+        }) => {
             return supervise::run(RunOptions {
                 config: config.options(),
                 verbose,
+                control: control.socket,
+                log_json: matches!(log_format, LogFormat::Json),
             });
+        }
+        Some(Action::Status { json, control }) => {
+            return control::call(&control.socket, &Request::Status { json });
+        }
+        Some(Action::Health { control }) => {
+            return control::call(&control.socket, &Request::Health);
+        }
+        Some(Action::Reload { control }) => {
+            return control::call(&control.socket, &Request::Reload);
+        }
+        Some(Action::Restart { name, control }) => {
+            return control::call(&control.socket, &Request::Restart(name));
+        }
+        Some(Action::Stop { name, control }) => {
+            return control::call(&control.socket, &Request::Stop(name));
+        }
+        Some(Action::Start { name, control }) => {
+            return control::call(&control.socket, &Request::Start(name));
         }
         None => {}
     }
@@ -177,6 +263,9 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
             Ok(config) => supervise::run(RunOptions {
                 config,
                 verbose: false,
+                control: std::env::var_os("LAUNCH_CONTROL")
+                    .map_or_else(|| control::DEFAULT_SOCKET.into(), Into::into),
+                log_json: false,
             }),
             Err(e) => usage_error(e),
         };

@@ -4,15 +4,50 @@
 mod support;
 
 use std::fs;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::project::Project;
 use support::{Launched, Mode, children_of, descendants, wait_until};
 
+/// The control socket of a test's launch (the tests share the machine's /run).
+fn socket(p: &Project) -> String {
+    p.path("control/launch.sock").display().to_string()
+}
+
+/// Starts `launch run` as PID 1 on the project, with extra arguments.
+fn start_with(p: &Project, extra: &[&str]) -> Launched {
+    let root = p.root.display().to_string();
+    let mut args = vec!["run", "--root", root.as_str()];
+    args.extend_from_slice(extra);
+    let mut cmd = support::command(Mode::Pid1, &args);
+    cmd.env("LAUNCH_CONTROL", socket(p))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Launched::spawn(Mode::Pid1, cmd)
+}
+
 /// Starts `launch run` as PID 1 on the project.
 fn start(p: &Project) -> Launched {
-    let root = p.root.display().to_string();
-    Launched::start(Mode::Pid1, &["run", "--root", &root])
+    start_with(p, &[])
+}
+
+/// Runs a control command (`launch status`, ...) against the project's launch.
+fn control(p: &Project, args: &[&str]) -> (i32, String) {
+    let out = Command::new(support::launch_bin())
+        .args(args)
+        .env("LAUNCH_CONTROL", socket(p))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
 }
 
 fn wait_for_file(path: &std::path::Path, timeout: Duration) -> String {
@@ -538,4 +573,152 @@ fn notify_fd_readiness_gates_dependents() {
     assert!(started >= ready, "app started before db said it was ready");
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn the_control_socket_answers_status_health_restart_stop_start() {
+    let p = Project::new("run-control");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        &format!("processes:\n  app:\n    command: \"echo $$ >> {out}/app.pids; exec sleep 1000\"\n  web:\n    command: \"exec sleep 1000\"\n    ready: {{file: {out}/web.ready, interval: 20ms}}\n"),
+    );
+    let mut launch = start(&p);
+    wait_for_file(&p.path("out/app.pids"), Duration::from_secs(10));
+    stderr_has(&launch, "web started", Duration::from_secs(10));
+
+    // Not ready yet: unhealthy, and status says why.
+    let (code, text) = control(&p, &["health"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("web: starting"), "{text}");
+    fs::write(p.path("out/web.ready"), "").unwrap();
+    stderr_has(&launch, "web is ready", Duration::from_secs(10));
+    assert_eq!(control(&p, &["health"]), (0, "healthy\n".to_string()));
+
+    let (code, text) = control(&p, &["status"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("app") && l.contains("running")),
+        "{text}"
+    );
+    let (_, json) = control(&p, &["status", "--json"]);
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed[0]["name"], "app");
+    assert_eq!(parsed[0]["state"], "running");
+    assert!(parsed[0]["pid"].as_i64().unwrap() > 1);
+
+    // A restart asked for is a new process, not a crash.
+    assert_eq!(control(&p, &["restart", "app"]).0, 0);
+    wait_until(Duration::from_secs(10), || {
+        (fs::read_to_string(p.path("out/app.pids"))
+            .ok()?
+            .lines()
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .expect("app restarted");
+    assert!(
+        !launch.stderr.text().contains("restarting in"),
+        "no backoff for a requested restart"
+    );
+
+    // Stop keeps it stopped (and unhealthy); start brings it back.
+    assert_eq!(control(&p, &["stop", "app"]).0, 0);
+    wait_until(Duration::from_secs(10), || {
+        control(&p, &["status"]).1.contains("stopped").then_some(())
+    })
+    .expect("app stopped");
+    assert_eq!(control(&p, &["health"]).0, 1);
+    assert_eq!(control(&p, &["start", "app"]).0, 0);
+    wait_until(Duration::from_secs(10), || {
+        (fs::read_to_string(p.path("out/app.pids"))
+            .ok()?
+            .lines()
+            .count()
+            == 3)
+            .then_some(())
+    })
+    .expect("app started again");
+    assert_eq!(control(&p, &["restart", "nope"]).0, 1);
+    assert_eq!(control(&p, &["reload"]), (0, "reloaded\n".to_string()));
+
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+    assert!(
+        !p.path("control/launch.sock").exists(),
+        "the socket is removed at exit"
+    );
+    let (code, text) = control(&p, &["status"]);
+    assert_eq!(code, 69, "{text}");
+    assert!(text.contains("cannot reach a running launch"), "{text}");
+}
+
+#[test]
+fn a_non_root_client_is_refused() {
+    let p = Project::new("run-control-nobody");
+    p.write(
+        "project/launch.yml",
+        "processes:\n  app: {command: \"exec sleep 1000\"}\n",
+    );
+    let launch = start(&p);
+    stderr_has(&launch, "app started", Duration::from_secs(10));
+    // Let nobody traverse to the socket, so that the peer check itself is what refuses.
+    fs::set_permissions(
+        p.root.as_path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let dir = p.path("control");
+    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::set_permissions(
+        dir.join("launch.sock"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let mut cmd = Command::new(support::launch_bin());
+    cmd.arg("status").env("LAUNCH_CONTROL", socket(&p));
+    // SAFETY: between fork and exec; setgid/setuid are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(77), "{text}");
+    assert!(text.contains("refused: only root"), "{text}");
+    // And with the directory as launch makes it (0700), nobody cannot even reach it.
+    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(69));
+}
+
+#[test]
+fn events_can_be_logged_as_json() {
+    let p = Project::new("run-json");
+    p.write(
+        "project/launch.yml",
+        "processes:\n  app: {command: \"exec sleep 1000\"}\n",
+    );
+    let mut launch = start_with(&p, &["--log-format", "json"]);
+    stderr_has(&launch, "app started", Duration::from_secs(10));
+    launch.signal(libc::SIGTERM);
+    launch.wait(Duration::from_secs(10));
+    for line in launch.stderr.text().lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert!(
+            event["time"].as_f64().is_some() && event["message"].is_string(),
+            "{line}"
+        );
+    }
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::OFlag;
 use nix::unistd::{Pid, getpgrp, getpid, isatty, tcgetpgrp, tcsetpgrp};
 
+use crate::control::{self, ProcessStatus, Request};
 use crate::exit::{Exit, Remap, code};
 use crate::reconfigure;
 use crate::spec::{self, Kind, Process, ReadyCheck, Restart};
@@ -123,6 +124,10 @@ pub struct RunOptions {
     pub config: reconfigure::Options,
     /// Also say what launch does in detail.
     pub verbose: bool,
+    /// Where the control socket goes.
+    pub control: std::path::PathBuf,
+    /// Log events as JSON lines.
+    pub log_json: bool,
 }
 
 /// `launch run`: configure (as `launch reconfigure`), then supervise the spec's
@@ -142,6 +147,22 @@ pub fn run(options: RunOptions) -> i32 {
             return e.exit_code();
         }
     };
+    supervisor.log_json = options.log_json;
+    match control::Server::bind(&options.control) {
+        Ok(server) => {
+            let token = supervisor.next_token;
+            supervisor.next_token += 1;
+            if supervisor
+                .events
+                .watch(server.listener().as_fd(), token)
+                .is_ok()
+            {
+                supervisor.control = Some((token, server));
+            }
+        }
+        // The application matters more than the socket: run without it, and say so.
+        Err(e) => supervisor.log(format!("warning: {e}; `launch status` will not work")),
+    }
     let plan = match reconfigure::plan(&options.config) {
         Ok(plan) => plan,
         Err(errors) => return config_failed(&errors),
@@ -265,9 +286,31 @@ struct Managed {
     started: Option<Instant>,
     ready: bool,
     readiness: Option<Readiness>,
+    last_exit: Option<Exit>,
 }
 
 impl Managed {
+    fn state_name(&self) -> &'static str {
+        match self.state {
+            State::Waiting => "waiting",
+            State::Running { .. } if !self.ready => "starting",
+            State::Running { .. } => "running",
+            State::Backoff { .. } => "backoff",
+            State::Stopping { .. } => "stopping",
+            State::Exited(_) => "exited",
+            State::Failed(_) => "failed",
+            State::Stopped => "stopped",
+        }
+    }
+
+    /// For `launch health`: a service runs and is ready; a oneshot finished (or may fail).
+    fn healthy(&self) -> bool {
+        match self.spec.kind {
+            Kind::Service => matches!(self.state, State::Running { .. }) && self.ready,
+            Kind::Oneshot => self.satisfies() || matches!(self.state, State::Running { .. }),
+        }
+    }
+
     fn new(spec: Process, level: usize) -> Managed {
         Managed {
             spec,
@@ -279,6 +322,7 @@ impl Managed {
             started: None,
             ready: false,
             readiness: None,
+            last_exit: None,
         }
     }
 
@@ -336,7 +380,10 @@ struct Supervisor {
     /// Whether the terminal was handed to the plain-init command (and is to be taken back).
     terminal: bool,
     verbose: bool,
+    log_json: bool,
     accounts: Accounts,
+    /// The control socket and its token.
+    control: Option<(u64, control::Server)>,
 }
 
 impl Supervisor {
@@ -366,12 +413,22 @@ impl Supervisor {
             children: Children::Remain,
             terminal,
             verbose,
+            log_json: false,
             accounts: Accounts::load(std::path::Path::new("/")),
+            control: None,
         })
     }
 
     fn log(&self, message: String) {
-        eprintln!("launch: {message}");
+        if self.log_json {
+            let time = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let line = serde_json::json!({"time": time, "source": "launch", "message": message});
+            eprintln!("{line}");
+        } else {
+            eprintln!("launch: {message}");
+        }
     }
 
     fn log_verbose(&self, message: String) {
@@ -711,6 +768,24 @@ impl Supervisor {
     }
 
     fn on_readable(&mut self, token: u64) {
+        if self.control.as_ref().is_some_and(|(t, _)| *t == token) {
+            let requests = self
+                .control
+                .as_ref()
+                .map(|(_, server)| server.accept())
+                .unwrap_or_default();
+            for (stream, request) in requests {
+                let (body, exit) = match request {
+                    Some(request) => self.answer(request),
+                    None => (
+                        "launch: unknown request; see `launch --help`\n".to_string(),
+                        code::USAGE,
+                    ),
+                };
+                control::respond(stream, &body, exit);
+            }
+            return;
+        }
         let Some(watch) = self.watches.get_mut(&token) else {
             return;
         };
@@ -780,6 +855,7 @@ impl Supervisor {
             let p = &mut self.procs[i];
             p.ready = false;
             p.readiness = None;
+            p.last_exit = Some(exit);
         }
         if let State::Stopping { then, .. } = state {
             self.log_verbose(format!("{name} stopped: {exit}"));
@@ -1036,7 +1112,9 @@ impl Supervisor {
                 libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
                     self.begin_shutdown(0, &signals::name(signo));
                 }
-                libc::SIGHUP => self.reload(),
+                libc::SIGHUP => {
+                    let _ = self.reload();
+                }
                 libc::SIGUSR1 | libc::SIGUSR2 | libc::SIGWINCH => {
                     for p in &self.procs {
                         if let State::Running { pid } = p.state {
@@ -1058,10 +1136,93 @@ impl Supervisor {
         }
     }
 
+    /// A control request: the answer and the client's exit code.
+    fn answer(&mut self, request: Request) -> (String, i32) {
+        let find = |procs: &[Managed], name: &str| procs.iter().position(|p| p.spec.name == name);
+        match request {
+            Request::Status { json } => {
+                let status = self.status();
+                if json {
+                    (
+                        format!(
+                            "{}\n",
+                            serde_json::to_string_pretty(&status).unwrap_or_default()
+                        ),
+                        0,
+                    )
+                } else {
+                    (control::status_table(&status), 0)
+                }
+            }
+            Request::Health => {
+                let sick: Vec<String> = self
+                    .procs
+                    .iter()
+                    .filter(|p| !p.healthy())
+                    .map(|p| format!("{}: {}\n", p.spec.name, p.state_name()))
+                    .collect();
+                if self.phase != Phase::Running {
+                    ("shutting down\n".into(), 1)
+                } else if sick.is_empty() {
+                    ("healthy\n".into(), 0)
+                } else {
+                    (sick.concat(), 1)
+                }
+            }
+            Request::Reload => match self.reload() {
+                Ok(()) => ("reloaded\n".into(), 0),
+                Err(why) => (format!("{why}\n"), code::CONFIG),
+            },
+            Request::Restart(name) | Request::Stop(name) | Request::Start(name)
+                if find(&self.procs, &name).is_none() =>
+            {
+                (format!("launch: no process named {name:?}\n"), 1)
+            }
+            Request::Restart(name) => {
+                let i = find(&self.procs, &name).unwrap_or(0);
+                self.log(format!("{name}: restart asked for"));
+                self.restart(i);
+                (format!("restarting {name}\n"), 0)
+            }
+            Request::Stop(name) => {
+                let i = find(&self.procs, &name).unwrap_or(0);
+                self.log(format!("{name}: stop asked for"));
+                self.stop(i, Then::Rest);
+                (format!("stopping {name}\n"), 0)
+            }
+            Request::Start(name) => {
+                let i = find(&self.procs, &name).unwrap_or(0);
+                let p = &mut self.procs[i];
+                if p.pid().is_some() {
+                    return (format!("{name} is already running\n"), 0);
+                }
+                p.state = State::Waiting;
+                p.attempt = 0;
+                p.history = ExitHistory::default();
+                self.log(format!("{name}: start asked for"));
+                (format!("starting {name}\n"), 0)
+            }
+        }
+    }
+
+    fn status(&self) -> Vec<ProcessStatus> {
+        self.procs
+            .iter()
+            .map(|p| ProcessStatus {
+                name: p.spec.name.clone(),
+                state: p.state_name().into(),
+                pid: p.pid().map(Pid::as_raw),
+                uptime_s: p.pid().and(p.started).map(|t| t.elapsed().as_secs()),
+                restarts: p.restarts,
+                last_exit: p.last_exit.map(|e| e.to_string()),
+            })
+            .collect()
+    }
+
     /// SIGHUP: a new plan; a broken one is reported and the running one kept.
-    fn reload(&mut self) {
+    fn reload(&mut self) -> Result<(), String> {
         let Mode::Run { config, .. } = &self.mode else {
-            return;
+            return Ok(());
         };
         self.log("SIGHUP: reconfiguring".into());
         let plan = match reconfigure::plan(config) {
@@ -1071,7 +1232,11 @@ impl Supervisor {
                     self.log(e.to_string());
                 }
                 self.log("the new configuration is not valid; keeping the running one".into());
-                return;
+                let all: Vec<String> = errors.iter().map(|e| format!("launch: {e}")).collect();
+                return Err(format!(
+                    "{}\nthe new configuration is not valid; keeping the running one",
+                    all.join("\n")
+                ));
             }
         };
         let report = match reconfigure::apply(&plan) {
@@ -1083,7 +1248,8 @@ impl Supervisor {
                 self.log(
                     "the new configuration could not be written; keeping the running one".into(),
                 );
-                return;
+                let all: Vec<String> = errors.iter().map(|e| format!("launch: {e}")).collect();
+                return Err(all.join("\n"));
             }
         };
         let mut notified = BTreeSet::new();
@@ -1092,6 +1258,7 @@ impl Supervisor {
             notified.extend(written.notify.iter().cloned());
         }
         self.adopt_spec(plan.spec, &notified);
+        Ok(())
     }
 
     fn take_terminal_back(&mut self) {

@@ -1,0 +1,260 @@
+//! The control socket: a running `launch run` answers `launch status`, `health`,
+//! `reload`, `restart NAME`, `stop NAME` and `start NAME` on a Unix socket that only
+//! root can reach (a 0700 directory, and the peer's uid checked with SO_PEERCRED).
+//!
+//! The protocol is one request line; the answer is text, ending with `exit N`, the
+//! client's exit code.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+
+use crate::exit::code;
+
+/// Where the socket is unless `--control` or `$LAUNCH_CONTROL` says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/launch/control.sock";
+
+/// How long a client may take to send its request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Errors of the control socket.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The socket could not be created.
+    #[error(
+        "{path}: cannot create the control socket: {source}\n  fix: make its directory writable by root, or give --control PATH"
+    )]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// A request from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `status`, `status --json`.
+    Status {
+        /// As JSON.
+        json: bool,
+    },
+    /// `health`.
+    Health,
+    /// `reload`.
+    Reload,
+    /// `restart NAME`.
+    Restart(String),
+    /// `stop NAME`.
+    Stop(String),
+    /// `start NAME`.
+    Start(String),
+}
+
+impl Request {
+    /// Reads a request line.
+    pub fn parse(line: &str) -> Option<Request> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        Some(match words.as_slice() {
+            ["status"] => Request::Status { json: false },
+            ["status", "--json"] => Request::Status { json: true },
+            ["health"] => Request::Health,
+            ["reload"] => Request::Reload,
+            ["restart", name] => Request::Restart(name.to_string()),
+            ["stop", name] => Request::Stop(name.to_string()),
+            ["start", name] => Request::Start(name.to_string()),
+            _ => return None,
+        })
+    }
+
+    /// The request line.
+    pub fn line(&self) -> String {
+        match self {
+            Request::Status { json: false } => "status".into(),
+            Request::Status { json: true } => "status --json".into(),
+            Request::Health => "health".into(),
+            Request::Reload => "reload".into(),
+            Request::Restart(n) => format!("restart {n}"),
+            Request::Stop(n) => format!("stop {n}"),
+            Request::Start(n) => format!("start {n}"),
+        }
+    }
+}
+
+/// One process as `launch status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProcessStatus {
+    /// Its name.
+    pub name: String,
+    /// Its state: waiting, starting, running, backoff, stopping, exited, failed, stopped.
+    pub state: String,
+    /// Its pid while it runs.
+    pub pid: Option<i32>,
+    /// Seconds since it started, while it runs.
+    pub uptime_s: Option<u64>,
+    /// How often it was restarted.
+    pub restarts: u32,
+    /// How it last ended.
+    pub last_exit: Option<String>,
+}
+
+/// `launch status` as a table.
+pub fn status_table(processes: &[ProcessStatus]) -> String {
+    let mut out = format!(
+        "{:<16} {:<9} {:>7} {:>8} {:>8}  {}\n",
+        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT"
+    );
+    for p in processes {
+        let pid = p.pid.map_or("-".into(), |p| p.to_string());
+        let up = p.uptime_s.map_or("-".into(), |s| {
+            crate::duration::format(Duration::from_secs(s))
+        });
+        let last = p.last_exit.clone().unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "{:<16} {:<9} {:>7} {:>8} {:>8}  {}\n",
+            p.name, p.state, pid, up, p.restarts, last
+        ));
+    }
+    out
+}
+
+/// The server end, owned by the supervisor.
+#[derive(Debug)]
+pub struct Server {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Server {
+    /// Creates the socket (in a 0700 directory, itself 0600), replacing a stale one.
+    pub fn bind(path: &Path) -> Result<Server, ControlError> {
+        let error = |source| ControlError::Bind {
+            path: path.into(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(error)?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(error)?;
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(error(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another launch is answering on it",
+            )));
+        }
+        let _ = fs::remove_file(path);
+        let listener = UnixListener::bind(path).map_err(error)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(error)?;
+        listener.set_nonblocking(true).map_err(error)?;
+        Ok(Server {
+            listener,
+            path: path.into(),
+        })
+    }
+
+    /// The listening socket, for the event loop.
+    pub fn listener(&self) -> &UnixListener {
+        &self.listener
+    }
+
+    /// Every pending connection, with its request (refused peers are answered here).
+    pub fn accept(&self) -> Vec<(UnixStream, Option<Request>)> {
+        let mut out = Vec::new();
+        while let Ok((stream, _)) = self.listener.accept() {
+            // Only root, or launch's own user, may control launch.
+            let uid = getsockopt(&stream, PeerCredentials)
+                .map(|c| c.uid())
+                .unwrap_or(u32::MAX);
+            if uid != 0 && uid != nix::unistd::geteuid().as_raw() {
+                respond(
+                    stream,
+                    "launch: refused: only root may control launch\n",
+                    code::NO_PERMISSION,
+                );
+                continue;
+            }
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
+            let mut line = String::new();
+            let _ = BufReader::new((&stream).take(1024)).read_line(&mut line);
+            let request = Request::parse(&line);
+            out.push((stream, request));
+        }
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Writes an answer and the client's exit code, and closes.
+pub fn respond(mut stream: UnixStream, body: &str, exit: i32) {
+    let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
+    let _ = writeln!(stream, "{body}exit {exit}");
+}
+
+/// The client: sends `request` to the launch at `path`, prints the answer, and returns
+/// the exit code it says.
+pub fn call(path: &Path, request: &Request) -> i32 {
+    let mut stream = match UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "launch: cannot reach a running launch at {}: {e}\n  fix: run this inside the container \
+                 (docker exec CONTAINER launch {}), as root, or give --control PATH",
+                path.display(),
+                request.line()
+            );
+            return code::UNAVAILABLE;
+        }
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    if writeln!(stream, "{}", request.line()).is_err() {
+        eprintln!("launch: the running launch closed the connection");
+        return code::UNAVAILABLE;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let mut exit = code::UNAVAILABLE;
+    let mut out = io::stdout().lock();
+    for line in answer.lines() {
+        match line.strip_prefix("exit ").and_then(|n| n.parse().ok()) {
+            Some(n) => exit = n,
+            None => {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    exit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        for r in [
+            Request::Status { json: true },
+            Request::Status { json: false },
+            Request::Health,
+            Request::Reload,
+            Request::Restart("a".into()),
+            Request::Stop("b".into()),
+            Request::Start("c".into()),
+        ] {
+            assert_eq!(Request::parse(&r.line()), Some(r));
+        }
+        assert_eq!(Request::parse("restart"), None);
+        assert_eq!(Request::parse("rm -rf /"), None);
+    }
+}
