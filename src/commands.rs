@@ -37,6 +37,24 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
             plan.layout.operator_file().display()
         );
     }
+    for seed in &plan.seeds {
+        match seed {
+            crate::seed::Outcome::Seeded { target, .. } => {
+                let _ = writeln!(
+                    out,
+                    "would seed {} (it is missing or empty)",
+                    target.display()
+                );
+            }
+            crate::seed::Outcome::Kept(target) => {
+                let _ = writeln!(
+                    out,
+                    "keep {} (it has content: never seeded over)",
+                    target.display()
+                );
+            }
+        }
+    }
     let mut changing = 0;
     for output in &plan.outputs {
         let dest = output.template.dest.display();
@@ -77,6 +95,11 @@ pub fn reconfigure(options: &Options) -> i32 {
             "launch: created {} (every default, commented out, for the operator to edit)",
             plan.layout.operator_file().display()
         );
+    }
+    for seed in &report.seeds {
+        if let crate::seed::Outcome::Seeded { target, files } = seed {
+            eprintln!("launch: seeded {} ({files} files)", target.display());
+        }
     }
     for written in &report.written {
         let what = match written.change {

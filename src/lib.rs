@@ -23,6 +23,7 @@ pub mod layout;
 pub mod pillar;
 pub mod reconfigure;
 pub mod render;
+pub mod seed;
 pub mod spec;
 pub mod supervise;
 pub mod users;

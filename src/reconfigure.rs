@@ -26,6 +26,9 @@ pub enum ConfigError {
     /// A template or an output.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// A seed entry.
+    #[error(transparent)]
+    Seed(#[from] crate::seed::SeedError),
     /// launch.yml could not be read.
     #[error("{path}: cannot read: {source}\n  fix: check the file's permissions")]
     ReadSpec {
@@ -61,6 +64,8 @@ pub struct Plan {
     pub secrets: Vec<String>,
     /// The operator's pillar file does not exist yet (first start).
     pub first_start: bool,
+    /// What seeding would do.
+    pub seeds: Vec<crate::seed::Outcome>,
 }
 
 /// Step 1 of the start-up: resolve, load, merge, render and parse, all in memory.
@@ -92,10 +97,18 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
             Err(e) => errors.push(e.into()),
         }
     }
+    let seeds = match crate::seed::plan(&spec.seed, &layout.project, &layout.data) {
+        Ok(seeds) => seeds,
+        Err(e) => {
+            errors.extend(into_all(e));
+            Vec::new()
+        }
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
     Ok(Plan {
+        seeds,
         first_start: fs::symlink_metadata(layout.operator_file()).is_err(),
         secrets: renderer.secrets(),
         layout,
@@ -114,15 +127,20 @@ pub struct Report {
     pub written: Vec<Applied>,
     /// How many outputs were already right.
     pub unchanged: usize,
+    /// What seeding did.
+    pub seeds: Vec<crate::seed::Outcome>,
 }
 
 /// Steps 2 to 4: writes what the plan says (the operator's file on first start, the
 /// changed outputs, all or none).
 pub fn apply(plan: &Plan) -> Result<Report, Vec<ConfigError>> {
+    let seeds = crate::seed::apply(&plan.spec.seed, &plan.layout.project, &plan.layout.data)
+        .map_err(into_all)?;
     let written = render::apply(&plan.outputs).map_err(into_all)?;
     let wrote_operator_file =
         pillar::write_operator_file(&plan.layout).map_err(|e| vec![e.into()])?;
     Ok(Report {
+        seeds,
         wrote_operator_file,
         unchanged: plan.outputs.len() - written.len(),
         written,

@@ -728,7 +728,11 @@ fn the_restart_policy_matrix_against_real_exits() {
     let p = Project::new("run-matrix");
     let out = p.out();
     let mut spec = String::from("processes:\n");
-    let exits = [("ok", "exit 0"), ("fail", "exit 1"), ("killed", "kill -9 $$")];
+    let exits = [
+        ("ok", "exit 0"),
+        ("fail", "exit 1"),
+        ("killed", "kill -9 $$"),
+    ];
     for policy in ["always", "on-failure", "never"] {
         for (name, how) in exits {
             spec.push_str(&format!(
@@ -741,7 +745,8 @@ fn the_restart_policy_matrix_against_real_exits() {
     let mut launch = start(&p);
     // 100 ms, then 200 ms: by 1 s a restarted process has run at least three times.
     std::thread::sleep(Duration::from_millis(1200));
-    let runs = |f: &str| fs::read_to_string(p.path(&format!("out/{f}"))).map_or(0, |s| s.lines().count());
+    let runs =
+        |f: &str| fs::read_to_string(p.path(&format!("out/{f}"))).map_or(0, |s| s.lines().count());
     for (policy, restarted) in [
         ("always", [true, true, true]),
         ("on-failure", [false, true, true]),
@@ -750,7 +755,10 @@ fn the_restart_policy_matrix_against_real_exits() {
         for ((name, _), want) in exits.iter().zip(restarted) {
             let n = runs(&format!("{policy}-{name}"));
             if want {
-                assert!(n >= 3, "{policy} against {name}: ran {n} times, must be restarted");
+                assert!(
+                    n >= 3,
+                    "{policy} against {name}: ran {n} times, must be restarted"
+                );
             } else {
                 assert_eq!(n, 1, "{policy} against {name}: must not be restarted");
             }
@@ -768,8 +776,16 @@ fn a_readiness_timeout_is_a_failure() {
         "processes:\n  never-ready:\n    command: \"exec sleep 1000\"\n    ready: {file: /nonexistent, timeout: 300ms}\n    max_restarts: 100\n",
     );
     let mut launch = start(&p);
-    stderr_has(&launch, "never-ready is not ready after 300ms: killing it", Duration::from_secs(10));
-    stderr_has(&launch, "never-ready exited (killed by SIGKILL (code 137)); restarting in", Duration::from_secs(10));
+    stderr_has(
+        &launch,
+        "never-ready is not ready after 300ms: killing it",
+        Duration::from_secs(10),
+    );
+    stderr_has(
+        &launch,
+        "never-ready exited (killed by SIGKILL (code 137)); restarting in",
+        Duration::from_secs(10),
+    );
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
 }
@@ -790,7 +806,11 @@ fn an_orphan_with_a_recycled_pid_is_not_taken_for_the_process() {
     let mut launch = start(&p);
     let victim = wait_for_file(&p.path("out/victim.pid"), Duration::from_secs(10));
     let orphan = wait_for_file(&p.path("out/orphan.pid"), Duration::from_secs(10));
-    assert_eq!(orphan.trim(), victim.trim(), "the test needs the orphan to get the victim's pid");
+    assert_eq!(
+        orphan.trim(),
+        victim.trim(),
+        "the test needs the orphan to get the victim's pid"
+    );
     std::thread::sleep(Duration::from_millis(500));
     let (_, json) = control(&p, &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -798,7 +818,12 @@ fn an_orphan_with_a_recycled_pid_is_not_taken_for_the_process() {
     assert_eq!(status[0]["state"], "exited");
     assert_eq!(status[0]["last_exit"], "exit code 7", "{json}");
     assert_eq!(status[0]["restarts"], 0);
-    assert_eq!(launch.stderr.text().matches("victim exited").count(), 1, "{}", launch.stderr.text());
+    assert_eq!(
+        launch.stderr.text().matches("victim exited").count(),
+        1,
+        "{}",
+        launch.stderr.text()
+    );
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
 }

@@ -169,6 +169,11 @@ pub fn run(options: RunOptions) -> i32 {
     };
     match reconfigure::apply(&plan) {
         Ok(report) => {
+            for seed in &report.seeds {
+                if let crate::seed::Outcome::Seeded { target, files } = seed {
+                    supervisor.log(format!("seeded {} ({files} files)", target.display()));
+                }
+            }
             for written in &report.written {
                 supervisor.log(format!("wrote {}", written.dest.display()));
             }

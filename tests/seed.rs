@@ -1,0 +1,212 @@
+//! Seeding empty volume paths from the project: complete or not at all, even when
+//! killed; never through a symlink, never over existing content.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::project::Project;
+use support::wait_until;
+
+/// relative path -> (kind and content or link target, mode)
+fn tree(root: &Path) -> BTreeMap<PathBuf, (String, u32)> {
+    let mut all = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            let what = if meta.file_type().is_symlink() {
+                format!("link {}", fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                "dir".to_string()
+            } else {
+                format!(
+                    "file {}",
+                    String::from_utf8_lossy(&fs::read(&path).unwrap())
+                )
+            };
+            all.insert(rel, (what, meta.permissions().mode() & 0o7777));
+        }
+    }
+    all
+}
+
+fn seeded(name: &str, to: &str) -> Project {
+    let p = Project::new(name);
+    p.write(
+        "project/launch.yml",
+        &format!("seed:\n  - {{from: seed/data, to: {to}}}\n"),
+    )
+    .write("project/seed/data/app.conf", "seeded=1\n")
+    .write("project/seed/data/sub/deep.txt", "deep\n");
+    fs::set_permissions(
+        p.path("project/seed/data/app.conf"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    symlink("app.conf", p.path("project/seed/data/link")).unwrap();
+    p
+}
+
+#[test]
+fn a_missing_target_is_seeded_whole() {
+    let p = seeded("seed-missing", "data/state");
+    let ran = p.run("check", &[]);
+    assert!(ran.stdout.contains("would seed"), "{}", ran.stdout);
+    assert!(!p.path("data/data/state").exists(), "check writes nothing");
+    let ran = p.run("reconfigure", &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    ran.says(&["seeded", "(2 files)"]);
+    assert_eq!(
+        tree(&p.path("data/data/state")),
+        tree(&p.path("project/seed/data"))
+    );
+    // Seeded once: the next start keeps what the app made of it.
+    fs::write(p.path("data/data/state/app.conf"), "changed by the app\n").unwrap();
+    p.run("reconfigure", &[]);
+    assert_eq!(
+        fs::read_to_string(p.path("data/data/state/app.conf")).unwrap(),
+        "changed by the app\n"
+    );
+}
+
+#[test]
+fn an_empty_directory_is_seeded() {
+    let p = seeded("seed-empty", "data");
+    fs::create_dir_all(p.path("data/data")).unwrap();
+    assert_eq!(p.run("reconfigure", &[]).code, 0);
+    assert_eq!(
+        tree(&p.path("data/data")),
+        tree(&p.path("project/seed/data"))
+    );
+}
+
+#[test]
+fn a_target_with_content_is_untouched_byte_for_byte() {
+    let p = seeded("seed-full", "data");
+    p.write("data/data/mine.db", "the operator's data\n");
+    let before = tree(&p.path("data/data"));
+    let ran = p.run("check", &[]);
+    assert!(ran.stdout.contains("keep"), "{}", ran.stdout);
+    assert_eq!(p.run("reconfigure", &[]).code, 0);
+    assert_eq!(tree(&p.path("data/data")), before);
+}
+
+#[test]
+fn an_existing_file_is_never_overwritten() {
+    let p = seeded("seed-file", "data");
+    p.write("data/data", "a file where the tree would go\n");
+    assert_eq!(p.run("reconfigure", &[]).code, 0);
+    assert_eq!(
+        fs::read_to_string(p.path("data/data")).unwrap(),
+        "a file where the tree would go\n"
+    );
+}
+
+#[test]
+fn killed_during_a_large_seed_the_next_start_completes_it() {
+    let p = seeded("seed-killed", "data/big");
+    for i in 0..20_000 {
+        p.write(
+            &format!("project/seed/data/many/{:03}/f{i}", i % 200),
+            &format!("file {i}\n"),
+        );
+    }
+    let root = p.root.display().to_string();
+    let mut child = Command::new(support::launch_bin())
+        .args(["reconfigure", "--root", &root])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let temp = p.path("data/data/.launch-seed.big");
+    wait_until(Duration::from_secs(20), || {
+        (temp.join("many").exists()).then_some(())
+    })
+    .expect("the seed got under way");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !p.path("data/data/big").exists(),
+        "nothing half-filled is in place"
+    );
+
+    let ran = p.run("reconfigure", &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        tree(&p.path("data/data/big")),
+        tree(&p.path("project/seed/data"))
+    );
+    assert!(!temp.exists(), "the leftover is gone");
+    let names: Vec<_> = fs::read_dir(p.path("data/data"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+/// A directory outside the volume that must never change.
+fn outside(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("launch-outside-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_symlinked_target_is_refused() {
+    let p = seeded("seed-link-target", "data/state");
+    let away = outside("target");
+    fs::create_dir_all(p.path("data/data")).unwrap();
+    symlink(&away, p.path("data/data/state")).unwrap();
+    let before = p.snapshot();
+    let ran = p.run("reconfigure", &[]);
+    assert_eq!(ran.code, 78);
+    ran.says(&["is a symlink or not a directory", "never follows a symlink"]);
+    assert_eq!(
+        fs::read_dir(&away).unwrap().count(),
+        0,
+        "nothing written outside the volume"
+    );
+    assert_eq!(p.snapshot(), before);
+    fs::remove_dir_all(away).unwrap();
+}
+
+#[test]
+fn a_symlinked_parent_is_refused() {
+    let p = seeded("seed-link-parent", "data/etc/app");
+    let away = outside("parent");
+    fs::create_dir_all(p.path("data/data")).unwrap();
+    symlink(&away, p.path("data/data/etc")).unwrap();
+    let ran = p.run("reconfigure", &[]);
+    assert_eq!(ran.code, 78, "{}", ran.stderr);
+    ran.says(&["data/data/etc: is a symlink"]);
+    assert_eq!(fs::read_dir(&away).unwrap().count(), 0);
+    fs::remove_dir_all(away).unwrap();
+}
+
+#[test]
+fn symlinks_inside_an_existing_tree_are_left_alone() {
+    let p = seeded("seed-link-inside", "data");
+    let away = outside("inside");
+    fs::write(away.join("precious"), "outside\n").unwrap();
+    fs::create_dir_all(p.path("data/data")).unwrap();
+    symlink(&away, p.path("data/data/escape")).unwrap();
+    assert_eq!(p.run("reconfigure", &[]).code, 0);
+    assert_eq!(tree(&away).len(), 1);
+    assert_eq!(
+        fs::read_to_string(away.join("precious")).unwrap(),
+        "outside\n"
+    );
+    fs::remove_dir_all(away).unwrap();
+}
