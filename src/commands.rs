@@ -37,6 +37,22 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
             plan.layout.operator_file().display()
         );
     }
+    if let Some(ssh) = &plan.spec.ssh {
+        let (keys, refused) =
+            crate::ssh::read_keys(&plan.layout.data.join("ssh"), ssh.allow_options);
+        for bad in &refused {
+            let _ = writeln!(out, "warning: {bad}");
+        }
+        for key in &keys {
+            let _ = writeln!(
+                out,
+                "ssh key {} from {}:{} is valid",
+                key.fingerprint(),
+                key.file.display(),
+                key.line
+            );
+        }
+    }
     for seed in &plan.seeds {
         match seed {
             crate::seed::Outcome::Seeded { target, .. } => {
@@ -101,6 +117,9 @@ pub fn reconfigure(options: &Options) -> i32 {
             eprintln!("launch: seeded {} ({files} files)", target.display());
         }
     }
+    if let Some(ssh) = &report.ssh {
+        report_ssh(ssh);
+    }
     for written in &report.written {
         let what = match written.change {
             Change::Created => "created",
@@ -121,6 +140,47 @@ pub fn reconfigure(options: &Options) -> i32 {
         report.unchanged
     );
     0
+}
+
+/// `launch sshconfig`: only the SSH step (keys, host keys, sshd config).
+pub fn sshconfig(options: &Options) -> i32 {
+    let plan = match reconfigure::plan(options) {
+        Ok(plan) => plan,
+        Err(errors) => return report_errors(&errors, "sshconfig"),
+    };
+    match reconfigure::install_ssh(&plan) {
+        Ok(Some(ssh)) => {
+            report_ssh(&ssh);
+            0
+        }
+        Ok(None) => {
+            eprintln!("launch sshconfig: launch.yml has no ssh: section; nothing to do");
+            0
+        }
+        Err(e) => report_errors(&[e], "sshconfig"),
+    }
+}
+
+fn report_ssh(ssh: &crate::ssh::Installed) {
+    for bad in &ssh.refused {
+        eprintln!("launch: warning: {bad}");
+    }
+    for key in &ssh.keys {
+        eprintln!(
+            "launch: ssh key {} from {}:{}",
+            key.fingerprint(),
+            key.file.display(),
+            key.line
+        );
+    }
+    for generated in &ssh.generated {
+        eprintln!("launch: generated the ssh host key {}", generated.display());
+    }
+    eprintln!(
+        "launch: {} ssh keys installed in {}",
+        ssh.keys.len(),
+        ssh.authorized_keys.display()
+    );
 }
 
 fn report_errors(errors: &[ConfigError], what: &str) -> i32 {

@@ -25,6 +25,7 @@ pub mod reconfigure;
 pub mod render;
 pub mod seed;
 pub mod spec;
+pub mod ssh;
 pub mod supervise;
 pub mod users;
 pub mod yaml;

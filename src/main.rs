@@ -148,6 +148,12 @@ enum Action {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Only the SSH step: install the volume's ssh/*.pub as the ssh user's
+    /// authorized_keys (and, with sshd, its host keys and config), then exit.
+    Sshconfig {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 /// Where the control socket of a running launch is.
@@ -221,6 +227,7 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
             return commands::check(&options, show_pillar);
         }
         Some(Action::Reconfigure { config }) => return commands::reconfigure(&config.options()),
+        Some(Action::Sshconfig { config }) => return commands::sshconfig(&config.options()),
         Some(Action::Run {
             config,
             verbose,

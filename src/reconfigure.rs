@@ -26,6 +26,9 @@ pub enum ConfigError {
     /// A template or an output.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// SSH access.
+    #[error(transparent)]
+    Ssh(#[from] crate::ssh::SshError),
     /// A seed entry.
     #[error(transparent)]
     Seed(#[from] crate::seed::SeedError),
@@ -84,7 +87,21 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     let context = render::context(&pillar, &layout);
     let rendered = renderer.render_spec(&context).map_err(|e| vec![e.into()])?;
     let accounts = Accounts::load(std::path::Path::new("/"));
-    let spec = spec::parse(&spec_file, &rendered, &accounts).map_err(into_all)?;
+    let mut spec = spec::parse(&spec_file, &rendered, &accounts).map_err(into_all)?;
+    if let Some(ssh) = spec.ssh.clone().filter(|s| s.sshd) {
+        if !spec.processes.iter().any(|p| p.name == "sshd") {
+            let config = layout
+                .data
+                .join("ssh/host/sshd_config")
+                .display()
+                .to_string();
+            let argv = [crate::ssh::SSHD, "-D", "-e", "-f", config.as_str()]
+                .map(String::from)
+                .to_vec();
+            spec.processes.push(spec::Process::service("sshd", argv));
+            let _ = ssh;
+        }
+    }
 
     let mut outputs = Vec::new();
     let mut errors = Vec::new();
@@ -119,7 +136,7 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
 }
 
 /// What [`apply`] changed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Report {
     /// The operator's pillar file was created.
     pub wrote_operator_file: bool,
@@ -129,6 +146,8 @@ pub struct Report {
     pub unchanged: usize,
     /// What seeding did.
     pub seeds: Vec<crate::seed::Outcome>,
+    /// What installing SSH access did.
+    pub ssh: Option<crate::ssh::Installed>,
 }
 
 /// Steps 2 to 4: writes what the plan says (the operator's file on first start, the
@@ -136,15 +155,30 @@ pub struct Report {
 pub fn apply(plan: &Plan) -> Result<Report, Vec<ConfigError>> {
     let seeds = crate::seed::apply(&plan.spec.seed, &plan.layout.project, &plan.layout.data)
         .map_err(into_all)?;
+    let ssh = install_ssh(plan).map_err(|e| vec![e])?;
     let written = render::apply(&plan.outputs).map_err(into_all)?;
     let wrote_operator_file =
         pillar::write_operator_file(&plan.layout).map_err(|e| vec![e.into()])?;
     Ok(Report {
+        ssh,
         seeds,
         wrote_operator_file,
         unchanged: plan.outputs.len() - written.len(),
         written,
     })
+}
+
+/// Installs the volume's SSH keys (and host keys, sshd config) when the spec asks.
+pub fn install_ssh(plan: &Plan) -> Result<Option<crate::ssh::Installed>, ConfigError> {
+    let Some(ssh) = &plan.spec.ssh else {
+        return Ok(None);
+    };
+    let accounts = Accounts::load(std::path::Path::new("/"));
+    Ok(Some(crate::ssh::install(
+        ssh,
+        &plan.layout.data,
+        &accounts,
+    )?))
 }
 
 /// Runs the templates' check commands on staged copies, for `launch check`.

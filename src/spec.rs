@@ -212,6 +212,34 @@ pub struct Process {
     pub line: usize,
 }
 
+impl Process {
+    /// A service with every setting at its default (as launch.yml's defaults).
+    pub fn service(name: &str, argv: Vec<String>) -> Process {
+        Process {
+            name: name.to_string(),
+            command: Command::Exec(argv),
+            kind: Kind::Service,
+            user: None,
+            group: None,
+            env: BTreeMap::new(),
+            cwd: None,
+            umask: None,
+            depends_on: Vec::new(),
+            ready: None,
+            restart: Restart::Always,
+            critical: false,
+            optional: false,
+            stop_signal: libc::SIGTERM,
+            stop_timeout: Duration::from_secs(5),
+            reload_signal: None,
+            log_prefix: false,
+            max_restarts: 5,
+            restart_window: Duration::from_secs(60),
+            line: 0,
+        }
+    }
+}
+
 /// Shutdown settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shutdown {

@@ -18,7 +18,7 @@ pub mod reap;
 pub mod signals;
 pub mod spawn;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -169,6 +169,19 @@ pub fn run(options: RunOptions) -> i32 {
     };
     match reconfigure::apply(&plan) {
         Ok(report) => {
+            if let Some(ssh) = &report.ssh {
+                for bad in &ssh.refused {
+                    supervisor.log(format!("warning: {bad}"));
+                }
+                for key in &ssh.keys {
+                    supervisor.log(format!(
+                        "ssh key {} from {}:{}",
+                        key.fingerprint(),
+                        key.file.display(),
+                        key.line
+                    ));
+                }
+            }
             for seed in &report.seeds {
                 if let crate::seed::Outcome::Seeded { target, files } = seed {
                     supervisor.log(format!("seeded {} ({files} files)", target.display()));
@@ -195,26 +208,11 @@ fn config_failed(errors: &[reconfigure::ConfigError]) -> i32 {
 /// The single process of the plain-init mode, as a spec would describe it.
 fn plain_process(name: &str) -> Process {
     Process {
-        name: name.to_string(),
-        command: spec::Command::Exec(vec![name.to_string()]),
-        kind: Kind::Service,
-        user: None,
-        group: None,
-        env: BTreeMap::new(),
-        cwd: None,
-        umask: None,
-        depends_on: Vec::new(),
-        ready: None,
         restart: Restart::Never,
         critical: true,
-        optional: false,
-        stop_signal: libc::SIGTERM,
-        stop_timeout: Duration::from_secs(5),
-        reload_signal: None,
-        log_prefix: false,
         max_restarts: 0,
         restart_window: Duration::ZERO,
-        line: 0,
+        ..Process::service(name, vec![name.to_string()])
     }
 }
 

@@ -94,7 +94,6 @@ pub fn levels(processes: &[Process]) -> BTreeMap<String, usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Command, Kind};
 
     #[test]
     fn restart_policy_matrix() {
@@ -145,26 +144,8 @@ mod tests {
 
     fn proc(name: &str, deps: &[&str]) -> Process {
         Process {
-            name: name.into(),
-            command: Command::Exec(vec!["true".into()]),
-            kind: Kind::Service,
-            user: None,
-            group: None,
-            env: Default::default(),
-            cwd: None,
-            umask: None,
             depends_on: deps.iter().map(|s| s.to_string()).collect(),
-            ready: None,
-            restart: Restart::Always,
-            critical: false,
-            optional: false,
-            stop_signal: 15,
-            stop_timeout: Duration::from_secs(5),
-            reload_signal: None,
-            log_prefix: false,
-            max_restarts: 5,
-            restart_window: Duration::from_secs(60),
-            line: 0,
+            ..Process::service(name, vec!["true".into()])
         }
     }
 
