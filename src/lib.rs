@@ -12,6 +12,7 @@
 //!   pipeline (where the project is, the merged pillar, the typed spec, the templates),
 //!   with [`yaml`] for located errors, [`atomic`] for safe writes, [`users`] for the
 //!   image's accounts, and [`commands`] for what `check` and `reconfigure` print.
+//! - [`seed`], [`ssh`]: the volume: seeding empty paths, SSH keys, host keys, sshd.
 //! - [`control`]: the control socket of a running `launch run` (`launch status`, ...).
 
 pub mod atomic;

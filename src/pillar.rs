@@ -237,6 +237,34 @@ pub fn parse_set(set: &str) -> Result<Mapping, PillarError> {
     }
 }
 
+/// The operator's directory, `configuration/`: root's, 0750, created if missing and its
+/// own mode and owner corrected at every start (the files in it are left as the
+/// operator keeps them; no recursive walk of the volume).
+pub fn prepare_configuration_dir(layout: &Layout) -> Result<(), PillarError> {
+    let dir = layout.data.join("configuration");
+    let error = |source| {
+        PillarError::Write(atomic::AtomicError::CreateDir {
+            path: dir.clone(),
+            source,
+        })
+    };
+    match fs::symlink_metadata(&dir) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(error(io::Error::other(
+                "is a symlink; launch does not follow it",
+            )));
+        }
+        Ok(_) => {}
+        Err(_) => fs::create_dir_all(&dir).map_err(error)?,
+    }
+    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o750))
+        .map_err(error)?;
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(&dir, Some(0), Some(0)).map_err(error)?;
+    }
+    Ok(())
+}
+
 /// On first start the operator's file does not exist: create it with every default
 /// commented out, so that the file they will edit shows every knob. Returns true when
 /// it was written; an existing file is never touched.

@@ -157,6 +157,7 @@ pub fn apply(plan: &Plan) -> Result<Report, Vec<ConfigError>> {
         .map_err(into_all)?;
     let ssh = install_ssh(plan).map_err(|e| vec![e])?;
     let written = render::apply(&plan.outputs).map_err(into_all)?;
+    pillar::prepare_configuration_dir(&plan.layout).map_err(|e| vec![e.into()])?;
     let wrote_operator_file =
         pillar::write_operator_file(&plan.layout).map_err(|e| vec![e.into()])?;
     Ok(Report {

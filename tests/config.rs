@@ -619,3 +619,21 @@ fn maps_iterate_in_the_pillar_order_so_unchanged_stays_unchanged() {
         p.run("reconfigure", &[]).says(&["0 written, 1 unchanged"]);
     }
 }
+
+#[test]
+fn the_configuration_directory_gets_its_mode_back() {
+    let p = basic("config-dir-mode");
+    p.write("data/configuration/pillar.yml", "port: 1\n");
+    let dir = p.path("data/configuration");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(p.run("reconfigure", &[]).code, 0);
+    assert_eq!(
+        fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o750
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("pillar.yml")).unwrap(),
+        "port: 1\n",
+        "the operator's file is untouched"
+    );
+}
