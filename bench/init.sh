@@ -38,17 +38,7 @@ declare -A INIT=(
 ORDER=(launch tini dumb-init catatonit)
 
 
-child_of() { # the (first) child of pid $1
-    for _ in $(seq 2000); do
-        for stat in /proc/[0-9]*/stat; do
-            read -r line <"$stat" 2>/dev/null || continue
-            rest=${line##*) }
-            set -- $rest
-            [ "$2" = "$PARENT" ] && { echo "${stat//[^0-9]/}"; return; }
-        done
-        sleep 0.005
-    done
-}
+source "$(dirname "$0")/lib.sh"
 
 echo "measuring start-up..." >&2
 # All five commands in one hyperfine run, so that they share the machine's mood; three

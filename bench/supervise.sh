@@ -29,17 +29,7 @@ setup() { # $1: number of processes; writes a launch project and a supervisord c
     } >"$dir/supervisord.conf"
 }
 
-child_of() { # the first child of pid $1
-    for _ in $(seq 2000); do
-        for stat in /proc/[0-9]*/stat; do
-            read -r line <"$stat" 2>/dev/null || continue
-            rest=${line##*) }
-            set -- $rest
-            [ "$2" = "$PARENT" ] && { echo "${stat//[^0-9]/}"; return; }
-        done
-        sleep 0.005
-    done
-}
+source "$(dirname "$0")/lib.sh"
 
 count_children() { # children of pid $1
     local parent=$1 n=0 stat line rest
