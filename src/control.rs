@@ -218,12 +218,20 @@ pub fn call(path: &Path, request: &Request) -> i32 {
         }
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    if writeln!(stream, "{}", request.line()).is_err() {
-        eprintln!("launch: the running launch closed the connection");
-        return code::UNAVAILABLE;
-    }
+    // MSG_NOSIGNAL: a launch that refuses us may close first; that must not kill the
+    // client with SIGPIPE, and its answer is still there to read.
+    let line = format!("{}\n", request.line());
+    let _ = nix::sys::socket::send(
+        std::os::fd::AsRawFd::as_raw_fd(&stream),
+        line.as_bytes(),
+        nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+    );
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
+    if answer.is_empty() {
+        eprintln!("launch: the running launch closed the connection without an answer");
+        return code::UNAVAILABLE;
+    }
     let mut exit = code::UNAVAILABLE;
     let mut out = io::stdout().lock();
     for line in answer.lines() {

@@ -827,3 +827,60 @@ fn an_orphan_with_a_recycled_pid_is_not_taken_for_the_process() {
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
 }
+
+#[test]
+fn tcp_and_command_readiness_env_cwd_and_umask() {
+    let p = Project::new("run-ready-kinds");
+    let out = p.out();
+    let port = 30000 + (std::process::id() % 20000) as u16;
+    p.write(
+        "project/launch.yml",
+        &format!(
+            "processes:\n\
+             \x20 server:\n    command: [python3, -c, \"import socket,time; time.sleep(0.3); s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(1000)\"]\n    ready: {{tcp: \"localhost:{port}\", interval: 50ms}}\n\
+             \x20 flagged:\n    command: \"sleep 0.3; touch {out}/flag; exec sleep 1000\"\n    ready: {{cmd: [test, -e, {out}/flag], interval: 50ms}}\n\
+             \x20 app:\n    command: \"echo $GREETING > {out}/env; pwd > {out}/cwd; umask > {out}/umask; exec sleep 1000\"\n    depends_on: [server, flagged]\n    env: {{GREETING: hello}}\n    cwd: {out}\n    umask: \"0027\"\n"
+        ),
+    );
+    let mut launch = start(&p);
+    wait_for_file(&p.path("out/umask"), Duration::from_secs(15));
+    let log = launch.stderr.text();
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{log}"))
+    };
+    assert!(at("server is ready") < at("app started"), "{log}");
+    assert!(at("flagged is ready") < at("app started"), "{log}");
+    assert_eq!(fs::read_to_string(p.path("out/env")).unwrap(), "hello\n");
+    assert_eq!(fs::read_to_string(p.path("out/cwd")).unwrap().trim(), out);
+    assert_eq!(
+        fs::read_to_string(p.path("out/umask")).unwrap().trim(),
+        "0027"
+    );
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn an_optional_oneshot_may_fail_and_a_second_term_kills_at_once() {
+    let p = Project::new("run-optional");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        &format!(
+            "processes:\n  warmup: {{command: \"exit 5\", kind: oneshot, optional: true}}\n  app:\n    command: \"trap '' TERM; touch {out}/app; while :; do sleep 0.05; done\"\n    depends_on: [warmup]\n    stop_timeout: 30s\nshutdown: {{grace: 30s}}\n"
+        ),
+    );
+    let mut launch = start(&p);
+    wait_for_file_exists(&p.path("out/app"));
+    launch.signal(libc::SIGTERM);
+    stderr_has(&launch, "shutting down", Duration::from_secs(5));
+    let asked = Instant::now();
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(5)).code(), Some(0));
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "the second TERM did not wait out the 30 s"
+    );
+    assert!(launch.stderr.text().contains("killing everything now"));
+}
