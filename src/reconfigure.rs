@@ -153,6 +153,8 @@ pub struct Report {
 /// Steps 2 to 4: writes what the plan says (the operator's file on first start, the
 /// changed outputs, all or none).
 pub fn apply(plan: &Plan) -> Result<Report, Vec<ConfigError>> {
+    crate::seed::prepare_data_dir(&plan.layout.data, plan.spec.data_owner)
+        .map_err(|e| vec![e.into()])?;
     let seeds = crate::seed::apply(&plan.spec.seed, &plan.layout.project, &plan.layout.data)
         .map_err(into_all)?;
     let ssh = install_ssh(plan).map_err(|e| vec![e])?;

@@ -58,6 +58,39 @@ pub enum Outcome {
     Kept(PathBuf),
 }
 
+/// The volume's `data/`, when the spec names its owner (`data_owner`): created if
+/// missing (0750) and given to the app user; the directory itself only (a large volume is
+/// never walked), and never through a symlink.
+pub fn prepare_data_dir(volume: &Path, owner: Option<(u32, u32)>) -> Result<(), SeedError> {
+    let Some((uid, gid)) = owner else {
+        return Ok(());
+    };
+    let dir = volume.join("data");
+    let io_error = |source| SeedError::Io {
+        path: dir.clone(),
+        source,
+    };
+    match fs::symlink_metadata(&dir) {
+        Ok(meta) if meta.file_type().is_symlink() || !meta.is_dir() => {
+            return Err(SeedError::Unsafe {
+                path: dir.clone(),
+                target: dir.clone(),
+            });
+        }
+        Ok(_) => {}
+        Err(_) => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(&dir)
+            .map_err(io_error)?,
+    }
+    let meta = fs::metadata(&dir).map_err(io_error)?;
+    if meta.uid() != uid || meta.gid() != gid {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(io_error)?;
+    }
+    Ok(())
+}
+
 /// Where each seed entry would go, and whether it would be filled; writes nothing.
 pub fn plan(seeds: &[Seed], project: &Path, volume: &Path) -> Result<Vec<Outcome>, Vec<SeedError>> {
     let mut out = Vec::new();

@@ -56,6 +56,8 @@ pub struct Spec {
     pub processes: Vec<Process>,
     /// Shutdown settings.
     pub shutdown: Shutdown,
+    /// Owner of the volume's `data/` (the app user), as uid and gid.
+    pub data_owner: Option<(u32, u32)>,
 }
 
 /// A template and where its output goes.
@@ -270,6 +272,8 @@ struct RawTop {
     processes: Mapping,
     #[serde(default)]
     shutdown: Option<Value>,
+    #[serde(default)]
+    data_owner: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -836,6 +840,8 @@ pub fn parse(file: &Path, text: &str, accounts: &Accounts) -> Result<Spec, Vec<S
             "remove one of these depends_on so that the processes can start in some order",
         );
     }
+
+    spec.data_owner = c.owner(top.data_owner, accounts, &[Seg::from("data_owner")]);
 
     // Shutdown.
     if let Some(raw) = top.shutdown {

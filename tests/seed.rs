@@ -210,3 +210,27 @@ fn symlinks_inside_an_existing_tree_are_left_alone() {
     );
     fs::remove_dir_all(away).unwrap();
 }
+
+#[test]
+fn the_data_directory_belongs_to_the_app_user() {
+    let p = seeded("seed-data-owner", "data/state");
+    p.write(
+        "project/launch.yml",
+        "data_owner: nobody:nogroup\nseed:\n  - {from: seed/data, to: data/state, owner: nobody}\n",
+    );
+    assert_eq!(p.run("reconfigure", &[]).code, 0);
+    let meta = fs::metadata(p.path("data/data")).unwrap();
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::gid(&meta)
+        ),
+        (65534, 65534)
+    );
+    let seeded = fs::metadata(p.path("data/data/state/app.conf")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&seeded),
+        65534,
+        "owner applies to seeded files"
+    );
+}
