@@ -67,18 +67,12 @@ pub enum StartError {
     /// The loop or the signals could not be set up.
     #[error(transparent)]
     Events(#[from] EventError),
-    /// The command could not be started.
-    #[error(transparent)]
-    Spawn(#[from] spawn::SpawnError),
 }
 
 impl StartError {
     /// launch's exit code for this failure.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            StartError::Events(_) => code::INTERNAL,
-            StartError::Spawn(e) => e.exit_code(),
-        }
+        code::INTERNAL
     }
 }
 
@@ -110,6 +104,10 @@ pub fn plain_init(options: PlainInit) -> i32 {
     };
     let name = options.command[0].to_string_lossy().into_owned();
     supervisor.log_verbose(format!("started {name} as pid {pid}"));
+    // Without /proc, what is left is found by the command's process group.
+    if let Scope::Descendants { fallback_group } = &mut supervisor.scope {
+        *fallback_group = Some(pid);
+    }
     let mut main = Managed::new(plain_process(&name), 0);
     main.state = State::Running { pid };
     main.started = Some(Instant::now());
