@@ -382,7 +382,8 @@ struct Supervisor {
     terminal: bool,
     verbose: bool,
     log_json: bool,
-    accounts: Accounts,
+    /// The image's accounts, read when a process first needs a user.
+    accounts: Option<Accounts>,
     /// The control socket and its token.
     control: Option<(u64, control::Server)>,
 }
@@ -415,7 +416,7 @@ impl Supervisor {
             terminal,
             verbose,
             log_json: false,
-            accounts: Accounts::load(std::path::Path::new("/")),
+            accounts: None,
             control: None,
         })
     }
@@ -595,7 +596,8 @@ impl Supervisor {
             Phase::Running => {
                 // A process started here may satisfy others at once (no readiness check):
                 // go round until nothing more can start.
-                loop {
+                // The common case (every wake-up of an idle launch): nothing waits.
+                while self.procs.iter().any(|p| p.state == State::Waiting) {
                     let satisfied: BTreeSet<String> = self
                         .procs
                         .iter()
@@ -675,11 +677,14 @@ impl Supervisor {
             ..Extra::default()
         };
         if let Some(name) = &spec.user {
-            if let Some(user) = self.accounts.user(name) {
+            let accounts = self
+                .accounts
+                .get_or_insert_with(|| Accounts::load(std::path::Path::new("/")));
+            if let Some(user) = accounts.user(name) {
                 let gid = spec
                     .group
                     .as_deref()
-                    .and_then(|g| self.accounts.group(g))
+                    .and_then(|g| accounts.group(g))
                     .unwrap_or(user.gid);
                 extra
                     .env
