@@ -66,13 +66,7 @@ for name in "${ORDER[@]}"; do
     PARENT=$outer
     pid=$(child_of)
     sleep 0.5
-    RSS[$name]=$(awk '/^Rss:/ {print $2}' "/proc/$pid/smaps_rollup")
-    PSS[$name]=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup")
-    ANON[$name]=$(awk '/^Pss_Anon:/ {print $2}' "/proc/$pid/smaps_rollup")
-    c0=$(awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$pid/status")
-    sleep 5
-    c1=$(awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$pid/status")
-    CSW[$name]=$((c1 - c0))
+    read -r RSS[$name] PSS[$name] ANON[$name] CSW[$name] < <(idle_stats "$pid")
     kill -KILL "$pid" 2>/dev/null || true
     wait "$outer" 2>/dev/null || true
 

@@ -13,3 +13,12 @@ child_of() {
         sleep 0.005
     done
 }
+
+# Idle cost of pid $1: prints "RSS_KiB PSS_KiB PSS_ANON_KiB VOLUNTARY_SWITCHES_IN_5S".
+idle_stats() {
+    local pid=$1 rollup=/proc/$1/smaps_rollup c0 c1
+    c0=$(awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$pid/status")
+    sleep 5
+    c1=$(awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$pid/status")
+    echo "$(awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} /^Pss_Anon:/ {a=$2} END {print r, p, a}' "$rollup") $((c1 - c0))"
+}

@@ -75,12 +75,7 @@ declare -A RSS PSS CSW
 for init in launch supervisord; do
     start_init "$init" 10
     sleep 1
-    RSS[$init]=$(awk '/^Rss:/ {print $2}' "/proc/$INIT/smaps_rollup")
-    PSS[$init]=$(awk '/^Pss:/ {print $2}' "/proc/$INIT/smaps_rollup")
-    c0=$(awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$INIT/status")
-    sleep 5
-    c1=$(awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$INIT/status")
-    CSW[$init]=$((c1 - c0))
+    read -r RSS[$init] PSS[$init] _ CSW[$init] < <(idle_stats "$INIT")
     kill -TERM "$INIT"
     wait "$OUTER" 2>/dev/null || true
 done
