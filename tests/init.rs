@@ -447,32 +447,11 @@ fn launch_itself_moves_to_root_and_holds_no_terminal_group() {
 
 #[test]
 fn ctrl_c_on_a_terminal_reaches_cmd_once() {
-    use nix::pty::openpty;
     use std::io::Write;
-    use std::os::fd::AsRawFd;
 
-    let pty = openpty(None, None).unwrap();
-    let slave = pty.slave.as_raw_fd();
     let mut cmd = support::command(Mode::Pid1, &["--", probe_str(), "signals", "1"]);
-    cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
-    // SAFETY: runs between fork and exec; setsid and ioctl are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            // A new session whose controlling terminal is the pty, as `docker run -ti`.
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let _ = slave;
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
-    // Only the processes under test may hold the terminal now.
+    let (child, master) = support::spawn_on_pty(&mut cmd);
     drop(cmd);
-    drop(pty.slave);
-    let master = std::fs::File::from(pty.master);
     let mut writer = master.try_clone().unwrap();
     let output = support::Output::collect(master);
     let mut launch = Launched::adopt(

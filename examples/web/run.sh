@@ -1,33 +1,53 @@
 #!/usr/bin/env bash
-# The web example's configuration, rendered on this machine without Docker: the
-# project is this directory's project/, the "volume" and the /etc it renders into are
-# scratch directories.
+# The web example, run on this machine without Docker: launch is PID 1 of its own PID
+# namespace, the project is this directory's project/, the volume and the files it
+# renders are in a scratch directory.
 #
 #   bash examples/web/run.sh
 #
-# It shows `launch check` (valid, a diff of what would be written), `launch
-# reconfigure` (writes, atomically), an operator edit and the check that shows it, and
-# a mistake being refused with its file:line.
+# It starts nginx in front of the app, fetches the page, then plays the operator: a
+# `launch check` of an edit to the volume's configuration/pillar.yml, `launch reload`
+# (what `docker kill -s HUP` does), the new page, a broken edit refused with its line,
+# and `launch status`; then SIGTERM, and the exit code.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+for need in nginx:nginx-light busybox:busybox-static curl:curl unshare:util-linux; do
+    command -v "${need%%:*}" >/dev/null || missing="${missing:-} ${need#*:}"
+done
+if [ -n "${missing:-}" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
 cargo build -q --manifest-path "$here/../../Cargo.toml"
 launch=$here/../../target/debug/launch
+code=1
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
-export LAUNCH_PROJECT=$here/project LAUNCH_DATA=$scratch/volume
-etc=(--set "paths.etc=$scratch/etc")
+mkdir -p "$scratch/run"
+export LAUNCH_PROJECT=$here/project LAUNCH_DATA=$scratch/volume LAUNCH_CONTROL=$scratch/control.sock
+paths=(--set "paths.etc=$scratch/etc" --set "paths.www=$scratch/www" --set "paths.run=$scratch/run"
+       --set nginx.port=8088 --set app.port=8089)
+unshare --pid --fork --mount-proc --kill-child "$launch" run "${paths[@]}" &
+outer=$!
+trap 'kill $outer 2>/dev/null || true; wait $outer 2>/dev/null || true; rm -rf "$scratch"; exit $code' EXIT
+until "$launch" health >/dev/null 2>&1; do sleep 0.1; done
+pid1=$(ps -o pid= --ppid "$outer" | tr -d ' ')   # launch itself, PID 1 inside
 
-echo "=== launch check (first start: nothing rendered yet)"
-"$launch" check "${etc[@]}"
+echo "=== launch is up; the page through nginx:"
+curl -sS http://127.0.0.1:8088/
 echo
-echo "=== launch reconfigure"
-"$launch" reconfigure "${etc[@]}"
+echo "=== the operator changes the greeting in the volume's configuration/pillar.yml"
+printf 'greeting: Edited by the operator\n' >> "$LAUNCH_DATA/configuration/pillar.yml"
+"$launch" check "${paths[@]}"
+"$launch" reload
+sleep 0.5
+curl -sS http://127.0.0.1:8088/
 echo
-echo "=== the operator sets the app's port in the volume's configuration/pillar.yml"
-printf 'app:\n  port: 9090\n' >> "$LAUNCH_DATA/configuration/pillar.yml"
-"$launch" check "${etc[@]}"
-"$launch" reconfigure "${etc[@]}"
-echo
-echo "=== and then makes a mistake (a tab); launch refuses it and writes nothing"
+echo "=== and then makes a mistake (a tab); launch refuses it and keeps running as it was"
 printf 'nginx:\n\tport: 81\n' >> "$LAUNCH_DATA/configuration/pillar.yml"
-"$launch" reconfigure "${etc[@]}" || echo "(exit code $?)"
+"$launch" reload || echo "(launch reload: exit code $?)"
+"$launch" status
+echo
+echo "=== docker stop would send SIGTERM now"
+kill -TERM "$pid1"
+code=0
+wait $outer || code=$?
+echo "=== launch exited with $code"

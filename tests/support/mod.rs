@@ -3,6 +3,7 @@
 //! with real child programs, and never lets anything outlive its deadline.
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod docker;
 pub mod project;
 
 use std::collections::HashMap;
@@ -363,4 +364,33 @@ pub fn static_launch() -> &'static Path {
         assert!(status.success(), "cargo static failed");
         target_dir.join("x86_64-unknown-linux-gnu/release/launch")
     })
+}
+
+/// Spawns `cmd` as the leader of a new session whose controlling terminal is a fresh
+/// pseudo-terminal, as a shell in `docker run -ti` or a terminal window would; returns
+/// the child and the terminal's master side (what is typed goes there).
+pub fn spawn_on_pty(cmd: &mut Command) -> (Child, fs::File) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    let pty = nix::pty::openpty(None, None).unwrap();
+    cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+    let slave = pty.slave.as_raw_fd();
+    // SAFETY: runs between fork and exec; setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let _ = slave;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    // Only the processes under test may hold the terminal now: a copy left open here
+    // would keep the master from ever seeing the end.
+    drop(pty.slave);
+    (child, fs::File::from(pty.master))
 }

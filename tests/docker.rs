@@ -1,0 +1,142 @@
+//! End to end in a real Docker engine: the examples built into images (FROM nothing:
+//! busybox-static, this machine's packages and the static launch), run the way our
+//! users run them: `docker run`, `docker stop`, volumes, `docker kill -s HUP`,
+//! HEALTHCHECK, `docker run -ti`, swarm stacks, and a registry the engine pushes to.
+//! They run wherever `docker info` succeeds; with LAUNCH_REQUIRE_DOCKER=1 (CI) they
+//! fail rather than skip when it does not.
+
+mod support;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use support::docker::{Docker, http_get, wait_for_page};
+use support::wait_until;
+
+const WEB_BASE: &[&str] = &["/usr/sbin/nginx", "/usr/share/nginx"];
+
+/// The web example: healthy, serves through nginx, an operator's edit plus HUP changes
+/// the page, `docker stop` is quick and clean, and a new container on the same volume
+/// keeps the volume's data and the operator's configuration.
+#[test]
+fn web_example_runs_reloads_stops_cleanly_and_keeps_its_volume() {
+    let Some(docker) = Docker::new("web") else {
+        return;
+    };
+    let image = docker.build_example("web", WEB_BASE);
+    let volume = docker.volume("data");
+    let mount = format!("{volume}:/srv/projects/web/data");
+    let first = docker.start("first", &["-p", "127.0.0.1::80", "-v", &mount, &image]);
+    docker.wait_healthy(&first, Duration::from_secs(30));
+    let port = docker.port(&first, 80);
+    let page = wait_for_page(port, "/", "Hello from launch", Duration::from_secs(10));
+    assert!(page.contains("<title>web</title>"), "{page}");
+
+    // The operator's file was created on first start, every default commented out.
+    let data = docker.volume_path(&volume);
+    let operator = format!("{data}/configuration/pillar.yml");
+    let text = std::fs::read_to_string(&operator).unwrap();
+    assert!(text.contains("# greeting: Hello from launch"), "{text}");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&operator)
+        .unwrap()
+        .write_all(b"greeting: Edited by the operator\n")
+        .unwrap();
+    docker.ok(&["kill", "-s", "HUP", &first]);
+    wait_for_page(port, "/", "Edited by the operator", Duration::from_secs(10));
+    let status = docker.ok(&["exec", &first, "launch", "status"]);
+    assert!(
+        status.contains("nginx") && status.contains("running"),
+        "{status}"
+    );
+
+    let (took, code) = docker.stop(&first);
+    assert_eq!(
+        code,
+        0,
+        "docker stop must end in a clean exit:\n{}",
+        docker.logs(&first)
+    );
+    assert!(took < Duration::from_secs(2), "docker stop took {took:?}");
+    docker.ok(&["rm", &first]);
+
+    // A new container on the same volume: the data and the edit are still there.
+    let second = docker.start("second", &["-p", "127.0.0.1::80", "-v", &mount, &image]);
+    docker.wait_healthy(&second, Duration::from_secs(30));
+    let port = docker.port(&second, 80);
+    wait_for_page(port, "/", "Edited by the operator", Duration::from_secs(10));
+    let starts = docker.sh(&second, "cat /srv/projects/web/data/data/starts.log");
+    assert_eq!(starts.lines().count(), 2, "one line per start:\n{starts}");
+    let (_, code) = docker.stop(&second);
+    assert_eq!(code, 0);
+}
+
+/// A broken operator edit is refused on HUP and the service keeps serving; at the next
+/// start the same mistake stops the container with exit code 78 and the file:line.
+#[test]
+fn web_example_keeps_serving_through_a_broken_edit() {
+    let Some(docker) = Docker::new("broken") else {
+        return;
+    };
+    let image = docker.build_example("web", WEB_BASE);
+    let volume = docker.volume("data");
+    let mount = format!("{volume}:/srv/projects/web/data");
+    let web = docker.start("web", &["-p", "127.0.0.1::80", "-v", &mount, &image]);
+    docker.wait_healthy(&web, Duration::from_secs(30));
+    let port = docker.port(&web, 80);
+    let operator = format!("{}/configuration/pillar.yml", docker.volume_path(&volume));
+    std::fs::write(&operator, "greeting: [unclosed\n").unwrap();
+    docker.ok(&["kill", "-s", "HUP", &web]);
+    let refused = wait_until(Duration::from_secs(10), || {
+        docker
+            .logs(&web)
+            .contains("keeping the running one")
+            .then_some(())
+    });
+    assert!(refused.is_some(), "{}", docker.logs(&web));
+    let (code, body) = http_get(port, "/").expect("nginx still answers");
+    assert_eq!(code, 200);
+    assert!(body.contains("Hello from launch"), "{body}");
+    docker.stop(&web);
+
+    let out = docker.docker(&["start", "-a", &web]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/configuration/pillar.yml:2:1: did not find expected"),
+        "{err}"
+    );
+}
+
+/// `docker run -ti` and Ctrl-C typed on the terminal: the container stops cleanly.
+#[test]
+fn ctrl_c_in_docker_run_ti_stops_the_container_cleanly() {
+    let Some(docker) = Docker::new("tty") else {
+        return;
+    };
+    let image = docker.build_example("web", WEB_BASE);
+    let name = docker.name("tty");
+    docker.remember("container", &name);
+    let mut cmd = Command::new("docker");
+    cmd.args(["run", "-ti", "--name", &name, &image]);
+    let (mut child, master) = support::spawn_on_pty(&mut cmd);
+    drop(cmd);
+    let mut writer = master.try_clone().unwrap();
+    let output = support::Output::collect(master);
+    assert!(
+        output.wait_for("nginx is ready", Duration::from_secs(30)),
+        "{}",
+        output.text()
+    );
+    writer.write_all(b"\x03").unwrap();
+    let ended = wait_until(Duration::from_secs(10), || child.try_wait().unwrap());
+    let Some(status) = ended else {
+        let _ = child.kill();
+        panic!("Ctrl-C did not stop the container:\n{}", output.text());
+    };
+    assert_eq!(status.code(), Some(0), "{}", output.text());
+    assert!(output.text().contains("SIGINT"), "{}", output.text());
+    assert_eq!(docker.inspect(&name, "{{.State.ExitCode}}"), "0");
+}
