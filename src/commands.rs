@@ -2,10 +2,12 @@
 //! the exit code.
 
 use std::io::Write;
+use std::path::Path;
 
 use crate::exit::code;
 use crate::reconfigure::{self, ConfigError, Options};
 use crate::render::Change;
+use crate::scaffold;
 
 /// `launch check`: everything of the start-up's first step and a diff of what would
 /// change; writes nothing. 0 when valid, 78 when not.
@@ -193,4 +195,39 @@ fn report_errors(errors: &[ConfigError], what: &str) -> i32 {
         if n == 1 { "" } else { "s" }
     );
     code::CONFIG
+}
+
+/// `launch init DIR [--name NAME]`: writes a new project and says what to do next.
+pub fn init(dir: &Path, name: Option<&str>) -> i32 {
+    let Some(name) = name
+        .map(str::to_string)
+        .or_else(|| scaffold::default_name(dir))
+    else {
+        eprintln!("launch init: give the project a name: launch init DIR --name NAME");
+        return code::USAGE;
+    };
+    match scaffold::init(dir, &name) {
+        Ok(made) => {
+            let dir = made.dir.display();
+            for file in &made.files {
+                println!("created {dir}/{file}");
+            }
+            println!(
+                "\nNext:\n  launch check --project {dir}/project --data /tmp/{name}-volume   \
+                 # validate, see what it would write\n  \
+                 cp /path/to/static/launch {dir}/ && docker build -t {name} {dir}\n  \
+                 docker run -d -p 8080:8080 -v {name}-data:/srv/projects/{name}/data {name}\n\
+                 Then replace the `app` process in {dir}/project/launch.yml with your program."
+            );
+            0
+        }
+        Err(e @ scaffold::ScaffoldError::BadName(_)) => {
+            eprintln!("launch init: {e}");
+            code::USAGE
+        }
+        Err(e) => {
+            eprintln!("launch init: {e}");
+            code::CANT_CREATE
+        }
+    }
 }

@@ -20,6 +20,8 @@ pub mod code {
     pub const NO_PERMISSION: i32 = 77;
     /// Something inside launch failed that is not the user's doing (EX_SOFTWARE).
     pub const INTERNAL: i32 = 70;
+    /// A file could not be created (EX_CANTCREAT).
+    pub const CANT_CREATE: i32 = 73;
     /// The configuration is wrong (EX_CONFIG).
     pub const CONFIG: i32 = 78;
     /// The command exists but could not be executed (the shell's code).

@@ -14,6 +14,7 @@
 //!   image's accounts, and [`commands`] for what `check` and `reconfigure` print.
 //! - [`seed`], [`ssh`]: the volume: seeding empty paths, SSH keys, host keys, sshd.
 //! - [`control`]: the control socket of a running `launch run` (`launch status`, ...).
+//! - [`scaffold`]: `launch init`, a new project from the built-in `image-template/`.
 
 pub mod atomic;
 pub mod commands;
@@ -24,6 +25,7 @@ pub mod layout;
 pub mod pillar;
 pub mod reconfigure;
 pub mod render;
+pub mod scaffold;
 pub mod seed;
 pub mod spec;
 pub mod ssh;

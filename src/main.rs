@@ -27,6 +27,7 @@ A project (under /srv/projects/NAME, see docs/):
   launch check                        validate everything, show what would change
   launch check --show-pillar          ... and every value with the layer it came from
   launch reconfigure --set app.port=9090   render and write the config files, then exit
+  launch init ./myapp                 a new project: Dockerfile, stack file, project/
 
 Examples:
   launch -- nginx -g 'daemon off;'     run nginx as PID 1's only child
@@ -148,6 +149,15 @@ enum Action {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Make a new project in DIR from the image template: Dockerfile, stack file,
+    /// project/ (launch.yml, pillar.yml, templates/, seed/). Never overwrites.
+    Init {
+        /// Where to create it; must not exist, or be empty.
+        dir: std::path::PathBuf,
+        /// The project's name (image name, /srv/projects/NAME); default: DIR's name.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Only the SSH step: install the volume's ssh/*.pub as the ssh user's
     /// authorized_keys (and, with sshd, its host keys and config), then exit.
     Sshconfig {
@@ -228,6 +238,7 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
         }
         Some(Action::Reconfigure { config }) => return commands::reconfigure(&config.options()),
         Some(Action::Sshconfig { config }) => return commands::sshconfig(&config.options()),
+        Some(Action::Init { dir, name }) => return commands::init(&dir, name.as_deref()),
         Some(Action::Run {
             config,
             verbose,

@@ -58,10 +58,11 @@ impl Docker {
         format!("{}-{what}", self.prefix)
     }
 
-    /// Builds examples/`example` into an image (its base from this machine's `paths`),
-    /// with the static launch of this test run.
+    /// Builds examples/`example` (or the project directory `example`) into an image,
+    /// its base from this machine's `paths`, with the static launch of this test run.
     pub fn build_example(&self, example: &str, paths: &[&str]) -> String {
-        let image = format!("{}:{example}", self.prefix);
+        let tag = Path::new(example).file_name().unwrap().to_string_lossy();
+        let image = format!("{}:{tag}", self.prefix);
         let (name, tag) = image.split_once(':').unwrap();
         self.images.lock().unwrap().push(image.clone());
         self.images
