@@ -138,7 +138,10 @@ impl Server {
             path: path.into(),
             source,
         };
-        if let Some(dir) = path.parent() {
+        // A directory launch makes is root's alone (0700); one that exists is the
+        // operator's, and its mode is left as it is: the socket is 0600 and every peer
+        // is checked with SO_PEERCRED anyway.
+        if let Some(dir) = path.parent().filter(|d| !d.exists()) {
             fs::create_dir_all(dir).map_err(error)?;
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(error)?;
         }

@@ -200,11 +200,14 @@ struct ConfigArgs {
 
 impl ConfigArgs {
     fn options(self) -> Options {
+        // Relative to where launch was started: `launch run` works from / later on.
+        let absolute =
+            |p: Option<std::path::PathBuf>| p.map(|p| std::path::absolute(&p).unwrap_or(p));
         Options {
             layout: LayoutArgs {
-                root: self.root,
-                project: self.project,
-                data: self.data,
+                root: absolute(self.root),
+                project: absolute(self.project),
+                data: absolute(self.data),
             },
             sets: self.sets,
             track_origins: false,

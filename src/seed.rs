@@ -78,11 +78,19 @@ pub fn prepare_data_dir(volume: &Path, owner: Option<(u32, u32)>) -> Result<(), 
             });
         }
         Ok(_) => {}
-        Err(_) => fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o750)
-            .create(&dir)
-            .map_err(io_error)?,
+        Err(_) => {
+            // The volume itself stays traversable (0755, as a mount point is): the app
+            // user must reach data/ through it.
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(volume)
+                .map_err(io_error)?;
+            fs::DirBuilder::new()
+                .mode(0o750)
+                .create(&dir)
+                .map_err(io_error)?;
+        }
     }
     let meta = fs::metadata(&dir).map_err(io_error)?;
     if meta.uid() != uid || meta.gid() != gid {

@@ -172,3 +172,136 @@ fn a_project_from_launch_init_builds_and_runs() {
     assert_eq!(code, 0);
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
+
+const REDIS_BASE: &[&str] = &[
+    "/usr/bin/redis-server",
+    "/usr/bin/redis-cli",
+    "/usr/sbin/sshd",
+];
+
+/// ssh as root into the container's published sshd with `key`, running `command`.
+/// The host is known under one alias whatever the port: with `strict`, a host key other
+/// than the one recorded at the first login is refused.
+fn ssh(
+    port: u16,
+    key: &std::path::Path,
+    known_hosts: &str,
+    strict: bool,
+    command: &str,
+) -> std::process::Output {
+    let checking = if strict { "yes" } else { "accept-new" };
+    Command::new("timeout")
+        .args([
+            "30",
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+        ])
+        .args(["-o", &format!("StrictHostKeyChecking={checking}")])
+        .args(["-o", "HostKeyAlias=launch-e2e-redis"])
+        .args(["-o", &format!("UserKnownHostsFile={known_hosts}")])
+        .arg("-i")
+        .arg(key)
+        .args(["-p", &port.to_string(), "root@127.0.0.1", command])
+        .output()
+        .unwrap()
+}
+
+/// The stateful example: the data directory is seeded on the first start only, data
+/// written by a client survives `docker rm` and a new container on the volume, an
+/// operator logs in over ssh with a key from the volume, the host key survives the
+/// container, and removing the key (then HUP) removes the access.
+#[test]
+fn redis_example_keeps_its_data_and_ssh_access_across_containers() {
+    let Some(docker) = Docker::new("redis") else {
+        return;
+    };
+    let image = docker.build_example("redis", REDIS_BASE);
+    let volume = docker.volume("data");
+    let mount = format!("{volume}:/srv/projects/redis/data");
+    let data = docker.volume_path(&volume);
+    let scratch = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(docker.name("keys"));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let key = scratch.join("operator");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "operator@e2e", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    std::fs::create_dir_all(format!("{data}/ssh")).unwrap();
+    std::fs::copy(
+        key.with_extension("pub"),
+        format!("{data}/ssh/operator.pub"),
+    )
+    .unwrap();
+    let known_hosts = scratch.join("known_hosts").display().to_string();
+
+    let publish = ["-p", "127.0.0.1::22", "-v", &mount, &image];
+    let first = docker.start("first", &publish);
+    docker.wait_healthy(&first, Duration::from_secs(30));
+    assert!(
+        docker
+            .logs(&first)
+            .contains("seeded /srv/projects/redis/data/data/redis")
+    );
+    let cli = |container: &str, args: &str| docker.sh(container, &format!("redis-cli {args}"));
+    assert_eq!(cli(&first, "get greeting"), "seeded on first start");
+    cli(&first, "set visits 41");
+    assert_eq!(cli(&first, "incr visits"), "42");
+
+    let port = docker.port(&first, 22);
+    let login = ssh(port, &key, &known_hosts, false, "redis-cli get visits");
+    assert!(
+        login.status.success(),
+        "ssh: {}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&login.stdout).trim(), "42");
+
+    let (took, code) = docker.stop(&first);
+    assert_eq!(code, 0, "{}", docker.logs(&first));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    docker.ok(&["rm", &first]);
+
+    // A new container on the volume: the data, not the seed; the same host key (the
+    // known_hosts of the first login is checked strictly from here on).
+    let second = docker.start("second", &publish);
+    docker.wait_healthy(&second, Duration::from_secs(30));
+    assert!(
+        !docker.logs(&second).contains("seeded"),
+        "{}",
+        docker.logs(&second)
+    );
+    assert_eq!(cli(&second, "get visits"), "42");
+    assert_eq!(cli(&second, "get greeting"), "seeded on first start");
+    let port = docker.port(&second, 22);
+    let login = ssh(port, &key, &known_hosts, true, "redis-cli get greeting");
+    assert!(
+        login.status.success(),
+        "the host key changed with the container: {}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+
+    // The operator removes the key and reloads: the next login is refused.
+    std::fs::remove_file(format!("{data}/ssh/operator.pub")).unwrap();
+    docker.ok(&["kill", "-s", "HUP", &second]);
+    let refused = wait_until(Duration::from_secs(10), || {
+        let out = ssh(port, &key, &known_hosts, true, "true");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (!out.status.success()).then_some(err)
+    });
+    let refused = refused.expect("the removed key still logs in");
+    assert!(
+        refused.contains("Permission denied (publickey)"),
+        "{refused}"
+    );
+    let (_, code) = docker.stop(&second);
+    assert_eq!(code, 0);
+    std::fs::remove_dir_all(&scratch).unwrap();
+}
