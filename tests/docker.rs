@@ -305,3 +305,105 @@ fn redis_example_keeps_its_data_and_ssh_access_across_containers() {
     assert_eq!(code, 0);
     std::fs::remove_dir_all(&scratch).unwrap();
 }
+
+/// The private registry example: TLS from a CA generated into the volume, users from a
+/// secret; the Docker engine logs in, pushes an image to it and pulls it back.
+#[test]
+fn registry_example_takes_a_push_and_gives_it_back() {
+    let Some(docker) = Docker::new("registry") else {
+        return;
+    };
+    let image = docker.build_example(
+        "registry",
+        &[
+            "/usr/bin/docker-registry",
+            "/usr/sbin/nginx",
+            "/usr/share/nginx",
+            "/usr/bin/openssl",
+        ],
+    );
+    let scratch = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(docker.name("secrets"));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let hash = Command::new("openssl")
+        .args(["passwd", "-6", "pushme"])
+        .output()
+        .unwrap();
+    assert!(hash.status.success());
+    let users = format!("ci:{}", String::from_utf8_lossy(&hash.stdout));
+    std::fs::write(scratch.join("registry_htpasswd"), users).unwrap();
+    let volume = docker.volume("data");
+    let secrets = format!("{}:/run/secrets:ro", scratch.display());
+    let mount = format!("{volume}:/srv/projects/registry/data");
+    let registry = docker.start(
+        "registry",
+        &["-p", "127.0.0.1::443", "-v", &mount, "-v", &secrets, &image],
+    );
+    docker.wait_healthy(&registry, Duration::from_secs(30));
+    let port = docker.port(&registry, 443);
+    let host = format!("localhost:{port}");
+
+    // The engine trusts the CA that the first start generated into the volume.
+    let ca = format!("{}/data/tls/ca.crt", docker.volume_path(&volume));
+    let certs = format!("/etc/docker/certs.d/{host}");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(&ca, format!("{certs}/ca.crt")).unwrap();
+    docker.on_cleanup(&["logout", &host]);
+    let verify = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            &ca,
+        ])
+        .arg(format!("https://{host}/v2/"))
+        .output()
+        .unwrap();
+    let refused = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(
+        refused,
+        "401",
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    let login = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo pushme | timeout 60 docker login --username ci --password-stdin {host}"
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    // Any local image will do: the example's own base.
+    let (name, tag) = image.split_once(':').unwrap();
+    let pushed = format!("{host}/e2e/base:{tag}");
+    docker.ok(&["tag", &format!("{name}-base:{tag}"), &pushed]);
+    docker.remember("image", &pushed);
+    let id = docker.inspect(&pushed, "{{.Id}}");
+    docker.ok(&["push", &pushed]);
+    docker.ok(&["rmi", &pushed]);
+    docker.ok(&["pull", &pushed]);
+    assert_eq!(docker.inspect(&pushed, "{{.Id}}"), id);
+    let catalog = Command::new("curl")
+        .args(["-sS", "--cacert", &ca, "-u", "ci:pushme"])
+        .arg(format!("https://{host}/v2/_catalog"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&catalog.stdout).trim(),
+        r#"{"repositories":["e2e/base"]}"#
+    );
+
+    let (_, code) = docker.stop(&registry);
+    assert_eq!(code, 0, "{}", docker.logs(&registry));
+    std::fs::remove_dir_all(&certs).unwrap();
+    std::fs::remove_dir_all(&scratch).unwrap();
+}
