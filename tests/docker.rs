@@ -407,3 +407,108 @@ fn registry_example_takes_a_push_and_gives_it_back() {
     std::fs::remove_dir_all(&certs).unwrap();
     std::fs::remove_dir_all(&scratch).unwrap();
 }
+
+/// The web example's stack file in a real swarm (Imixs-Cloud layout: an external proxy
+/// overlay network, a private backend, a named volume): deployed healthy, then rolled
+/// with `docker service update --force`; the old task stopped with exit code 0 and the
+/// new one has the volume's data. The stack, its network and volume are removed, and a
+/// swarm this test made is left again.
+#[test]
+fn web_stack_deploys_and_rolls_in_a_swarm_without_losing_data() {
+    let Some(docker) = Docker::new("swarm") else {
+        return;
+    };
+    let image = docker.build_example("web", WEB_BASE);
+    let state = docker.ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    if state != "active" {
+        // Cleanups run in reverse: leaving the swarm comes after everything in it.
+        docker.on_cleanup(&["network", "rm", "docker_gwbridge"]);
+        docker.on_cleanup(&["swarm", "leave", "--force"]);
+        docker.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+    }
+    let proxy = docker.name("proxy");
+    docker.ok(&[
+        "network",
+        "create",
+        "--driver",
+        "overlay",
+        "--attachable",
+        &proxy,
+    ]);
+    docker.remember("network", &proxy);
+    let stack = docker.name("stack");
+    // Removed after the stack is: the volume last, once no container holds it.
+    docker.remember("volume", &format!("{stack}_data"));
+    docker.on_cleanup(&["stack", "rm", &stack]);
+    let service = format!("{stack}_web");
+    let compose = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/web/docker-compose.yml"
+    );
+    let deploy = Command::new("timeout")
+        .args([
+            "120",
+            "docker",
+            "stack",
+            "deploy",
+            "--detach=false",
+            "-c",
+            compose,
+            &stack,
+        ])
+        .env("IMAGE", &image)
+        .env("PROXY_NETWORK", &proxy)
+        .output()
+        .unwrap();
+    assert!(
+        deploy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deploy.stderr)
+    );
+
+    let task = |docker: &Docker| -> Option<String> {
+        let filter = format!("label=com.docker.swarm.service.name={service}");
+        let id = docker.ok(&["ps", "-q", "--filter", &filter]);
+        (!id.is_empty() && !id.contains('\n')).then_some(id)
+    };
+    let first = wait_until(Duration::from_secs(60), || task(&docker)).expect("a running task");
+    docker.wait_healthy(&first, Duration::from_secs(60));
+    let page = docker.sh(&first, "wget -qO- http://127.0.0.1/");
+    assert!(page.contains("Hello from launch"), "{page}");
+    docker.sh(&first, "echo kept > /srv/projects/web/data/data/marker");
+
+    docker.ok(&["service", "update", "--force", "--detach=false", &service]);
+    let second = wait_until(Duration::from_secs(60), || {
+        task(&docker).filter(|id| *id != first)
+    })
+    .expect("a new task after the update");
+    docker.wait_healthy(&second, Duration::from_secs(60));
+    assert_eq!(
+        docker.sh(&second, "cat /srv/projects/web/data/data/marker"),
+        "kept"
+    );
+    let starts = docker.sh(&second, "cat /srv/projects/web/data/data/starts.log");
+    assert_eq!(starts.lines().count(), 2, "{starts}");
+    assert_eq!(
+        docker.inspect(&first, "{{.State.ExitCode}}"),
+        "0",
+        "the rolled task did not stop cleanly:\n{}",
+        docker.logs(&first)
+    );
+    assert!(docker.logs(&first).contains("shutting down (SIGTERM)"));
+
+    // Take the stack down now, and wait until its containers are gone, so that the
+    // volume and networks can go too.
+    docker.ok(&["stack", "rm", &stack]);
+    let filter = format!("label=com.docker.swarm.service.name={service}");
+    let gone = wait_until(Duration::from_secs(60), || {
+        docker
+            .ok(&["ps", "-aq", "--filter", &filter])
+            .is_empty()
+            .then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "the stack's containers outlived docker stack rm"
+    );
+}
