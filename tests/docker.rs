@@ -512,3 +512,42 @@ fn web_stack_deploys_and_rolls_in_a_swarm_without_losing_data() {
         "the stack's containers outlived docker stack rm"
     );
 }
+
+/// Plain init in an image (`ENTRYPOINT ["launch", "--"]`): the program's orphans are
+/// reaped, HUP reaches it, `docker stop` ends it through its own TERM handler at once,
+/// and the container's exit code is the program's.
+#[test]
+fn plain_init_image_forwards_reaps_and_stops() {
+    let Some(docker) = Docker::new("plain") else {
+        return;
+    };
+    let image = docker.build_example("plain-init", &[]);
+    let worker = docker.start("worker", &[&image]);
+    let started = wait_until(Duration::from_secs(10), || {
+        docker.logs(&worker).contains("worker: pid").then_some(())
+    });
+    assert!(started.is_some(), "{}", docker.logs(&worker));
+    // The orphans (sleep 0.1 to 0.3) have ended and were reaped: none runs, none is a
+    // zombie.
+    let reaped = wait_until(Duration::from_secs(10), || {
+        let ps = docker.sh(&worker, "ps -o stat,args");
+        let left = ps
+            .lines()
+            .any(|l| l.trim_start().starts_with('Z') || l.contains("sleep 0."));
+        (!left).then_some(())
+    });
+    assert!(
+        reaped.is_some(),
+        "{}",
+        docker.sh(&worker, "ps -o stat,args")
+    );
+    docker.ok(&["kill", "-s", "HUP", &worker]);
+    let reloaded = wait_until(Duration::from_secs(10), || {
+        docker.logs(&worker).contains("got HUP").then_some(())
+    });
+    assert!(reloaded.is_some(), "{}", docker.logs(&worker));
+    let (took, code) = docker.stop(&worker);
+    assert_eq!(code, 0, "{}", docker.logs(&worker));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(docker.logs(&worker).contains("got TERM, stopping cleanly"));
+}
