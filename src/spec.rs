@@ -102,6 +102,18 @@ pub struct Ssh {
     pub port: u16,
     /// Allow `from=`, `command=`, ... option prefixes in keys.
     pub allow_options: bool,
+    /// The host key types sshd gets, each generated once into the volume.
+    pub host_keys: Vec<HostKey>,
+}
+
+/// A type of sshd host key launch generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostKey {
+    /// Ed25519: small, fast, what every current client prefers.
+    Ed25519,
+    /// RSA (3072 bits, OpenSSH's default), for clients that know nothing newer.
+    Rsa,
 }
 
 /// What a process is.
@@ -311,6 +323,12 @@ struct RawSsh {
     port: u16,
     #[serde(default)]
     allow_options: bool,
+    #[serde(default = "default_host_keys")]
+    host_keys: Vec<HostKey>,
+}
+
+fn default_host_keys() -> Vec<HostKey> {
+    vec![HostKey::Ed25519]
 }
 
 fn default_ssh_user() -> String {
@@ -664,11 +682,21 @@ pub fn parse(file: &Path, text: &str, accounts: &Accounts) -> Result<Spec, Vec<S
                     "name an existing user",
                 );
             }
+            if s.host_keys.is_empty() {
+                c.error(
+                    &[Seg::from("ssh"), Seg::from("host_keys")],
+                    "no host key type given".to_string(),
+                    "list at least one: host_keys: [ed25519] (add rsa for old clients)",
+                );
+            }
+            let mut host_keys = s.host_keys;
+            host_keys.dedup();
             spec.ssh = Some(Ssh {
                 user: s.user,
                 sshd: s.sshd,
                 port: s.port,
                 allow_options: s.allow_options,
+                host_keys,
             });
         }
     }

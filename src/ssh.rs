@@ -10,10 +10,11 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use ssh_key::private::{KeypairData, RsaKeypair};
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 
 use crate::atomic::{self, Attributes};
-use crate::spec::Ssh;
+use crate::spec::{HostKey, Ssh};
 use crate::users::Accounts;
 
 /// The sshd launch runs.
@@ -281,34 +282,19 @@ pub fn install(ssh: &Ssh, volume: &Path, accounts: &Accounts) -> Result<Installe
     if ssh.sshd {
         let host = source.join("host");
         make_dir(&host, 0o700, Some((0, 0)))?;
-        let key = host.join("ssh_host_ed25519_key");
-        if !key.exists() {
-            let private = PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519)
-                .map_err(|e| SshError::KeyGen(e.to_string()))?;
-            let pem = private
-                .to_openssh(LineEnding::LF)
-                .map_err(|e| SshError::KeyGen(e.to_string()))?;
-            let public = private
-                .public_key()
-                .to_openssh()
-                .map_err(|e| SshError::KeyGen(e.to_string()))?;
-            let attrs = |mode| Attributes {
-                mode,
-                uid: Some(0),
-                gid: Some(0),
-            };
-            atomic::write(
-                &key.with_extension("pub"),
-                format!("{public}\n").as_bytes(),
-                attrs(0o644),
-            )?;
-            atomic::write(&key, pem.as_bytes(), attrs(0o600))?;
-            installed.generated.push(key.clone());
+        let mut keys = Vec::new();
+        for kind in &ssh.host_keys {
+            let key = host.join(host_key_file(*kind));
+            if !key.exists() {
+                generate_host_key(*kind, &key)?;
+                installed.generated.push(key.clone());
+            }
+            keys.push(key);
         }
         let config = host.join("sshd_config");
         atomic::write(
             &config,
-            sshd_config(ssh, &key).as_bytes(),
+            sshd_config(ssh, &keys).as_bytes(),
             Attributes {
                 mode: 0o600,
                 uid: Some(0),
@@ -322,8 +308,47 @@ pub fn install(ssh: &Ssh, volume: &Path, accounts: &Accounts) -> Result<Installe
     Ok(installed)
 }
 
+/// The file name of a host key of `kind`, as OpenSSH names it.
+fn host_key_file(kind: HostKey) -> &'static str {
+    match kind {
+        HostKey::Ed25519 => "ssh_host_ed25519_key",
+        HostKey::Rsa => "ssh_host_rsa_key",
+    }
+}
+
+/// Generates a host key pair into `key` and `key.pub`; the public half first, so that a
+/// private key on disk always has its public key beside it.
+fn generate_host_key(kind: HostKey, key: &Path) -> Result<(), SshError> {
+    let keygen = |e: ssh_key::Error| SshError::KeyGen(e.to_string());
+    let rng = &mut ssh_key::rand_core::OsRng;
+    let private = match kind {
+        HostKey::Ed25519 => PrivateKey::random(rng, Algorithm::Ed25519).map_err(keygen)?,
+        HostKey::Rsa => {
+            let pair = RsaKeypair::random(rng, RSA_HOST_KEY_BITS).map_err(keygen)?;
+            PrivateKey::new(KeypairData::from(pair), "").map_err(keygen)?
+        }
+    };
+    let pem = private.to_openssh(LineEnding::LF).map_err(keygen)?;
+    let public = private.public_key().to_openssh().map_err(keygen)?;
+    let attrs = |mode| Attributes {
+        mode,
+        uid: Some(0),
+        gid: Some(0),
+    };
+    atomic::write(
+        &key.with_extension("pub"),
+        format!("{public}\n").as_bytes(),
+        attrs(0o644),
+    )?;
+    atomic::write(key, pem.as_bytes(), attrs(0o600))?;
+    Ok(())
+}
+
+/// OpenSSH's own default for a new RSA key.
+const RSA_HOST_KEY_BITS: usize = 3072;
+
 /// sshd's config: keys only, host keys from the volume.
-pub fn sshd_config(ssh: &Ssh, host_key: &Path) -> String {
+pub fn sshd_config(ssh: &Ssh, host_keys: &[PathBuf]) -> String {
     let root = if ssh.user == "root" {
         "prohibit-password"
     } else {
@@ -332,7 +357,7 @@ pub fn sshd_config(ssh: &Ssh, host_key: &Path) -> String {
     format!(
         "# Managed by launch: rewritten at every start.\n\
          Port {port}\n\
-         HostKey {key}\n\
+         {keys}\
          PermitRootLogin {root}\n\
          AllowUsers {user}\n\
          PubkeyAuthentication yes\n\
@@ -343,7 +368,10 @@ pub fn sshd_config(ssh: &Ssh, host_key: &Path) -> String {
          PidFile none\n\
          Subsystem sftp internal-sftp\n",
         port = ssh.port,
-        key = host_key.display(),
+        keys = host_keys
+            .iter()
+            .map(|k| format!("HostKey {}\n", k.display()))
+            .collect::<String>(),
         user = ssh.user,
     )
 }

@@ -637,3 +637,30 @@ fn the_configuration_directory_gets_its_mode_back() {
         "the operator's file is untouched"
     );
 }
+
+#[test]
+fn an_unknown_or_empty_host_key_list_is_refused_with_the_choices() {
+    let p = Project::new("host-keys");
+    p.write(
+        "project/launch.yml",
+        "ssh:\n  sshd: true\n  host_keys: [ed25519, dsa]\nprocesses: {}\n",
+    );
+    let ran = p.run("check", &[]);
+    assert_eq!(ran.code, 78);
+    ran.says(&[
+        "launch.yml:1",
+        "unknown variant `dsa`",
+        "use one of: ed25519, rsa",
+    ]);
+    p.write(
+        "project/launch.yml",
+        "ssh:\n  sshd: true\n  host_keys: []\nprocesses: {}\n",
+    );
+    let ran = p.run("check", &[]);
+    assert_eq!(ran.code, 78);
+    ran.says(&[
+        "launch.yml:3",
+        "no host key type given",
+        "host_keys: [ed25519]",
+    ]);
+}

@@ -176,3 +176,64 @@ fn a_key_in_the_volume_logs_in_until_it_is_removed() {
     again.signal(libc::SIGTERM);
     assert_eq!(again.wait(Duration::from_secs(15)).code(), Some(0));
 }
+
+/// `host_keys: [ed25519, rsa]`: both are generated once (RSA at 3072 bits, as
+/// ssh-keygen would), sshd serves each, and a second start serves the same ones.
+#[test]
+fn rsa_host_keys_when_asked_are_served_and_kept() {
+    let p = Project::new("ssh-rsa");
+    let port = 20000 + ((std::process::id() + 7919) % 20000) as u16;
+    p.write(
+        "project/launch.yml",
+        &format!(
+            "ssh: {{user: root, sshd: true, port: {port}, host_keys: [ed25519, rsa]}}\nprocesses: {{}}\n"
+        ),
+    );
+    let scan = |kind: &str| {
+        let out = Command::new("ssh-keyscan")
+            .args(["-t", kind, "-p", &port.to_string(), "127.0.0.1"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stored = |file: &str| {
+        let text = fs::read_to_string(p.path(&format!("data/ssh/host/{file}.pub"))).unwrap();
+        text.split_whitespace().nth(1).unwrap().to_string()
+    };
+    let mut served = Vec::new();
+    for _ in 0..2 {
+        let mut launch = start(&p);
+        assert!(
+            launch
+                .stderr
+                .wait_for("sshd started", Duration::from_secs(30)),
+            "{}",
+            launch.stderr.text()
+        );
+        wait_until(Duration::from_secs(10), || listening(port).then_some(()))
+            .expect("sshd listens");
+        let rsa = stored("ssh_host_rsa_key");
+        let ed25519 = stored("ssh_host_ed25519_key");
+        assert!(
+            scan("rsa").contains(&rsa),
+            "sshd serves the volume's RSA key"
+        );
+        assert!(scan("ed25519").contains(&ed25519));
+        served.push((rsa, ed25519));
+        launch.signal(libc::SIGTERM);
+        assert_eq!(launch.wait(Duration::from_secs(15)).code(), Some(0));
+    }
+    assert_eq!(served[0], served[1], "the host keys changed across starts");
+    let bits = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(p.path("data/ssh/host/ssh_host_rsa_key.pub"))
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&bits.stdout);
+    assert!(line.starts_with("3072 SHA256:"), "{line}");
+    let mode = fs::metadata(p.path("data/ssh/host/ssh_host_rsa_key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+}
