@@ -322,6 +322,29 @@ fn missing_and_unexecutable_commands() {
 }
 
 #[test]
+fn a_script_without_a_shebang_runs_under_the_shell_and_path_order_holds() {
+    // execvp's rules, which launch follows itself: ENOEXEC falls back to /bin/sh, and
+    // a missing PATH entry is skipped for the next one.
+    let dir = std::env::temp_dir().join(format!("no-shebang-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("greet");
+    std::fs::write(&script, "echo \"no shebang, args: $*\"\nexit 4\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut cmd = support::command(Mode::Subreaper, &["--", "greet", "a", "b"]);
+    cmd.env(
+        "PATH",
+        format!("/no/such/dir:{}:/usr/bin:/bin", dir.display()),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut launch = Launched::spawn(Mode::Subreaper, cmd);
+    let status = launch.wait(Duration::from_secs(10));
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(status.code(), Some(4), "{}", launch.stderr.text());
+    assert_eq!(launch.stdout.text(), "no shebang, args: a b\n");
+}
+
+#[test]
 fn help_and_version_teach() {
     let (code, launch) = run(Mode::Subreaper, &["--help"]);
     assert_eq!(code, 0);

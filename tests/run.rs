@@ -884,3 +884,19 @@ fn an_optional_oneshot_may_fail_and_a_second_term_kills_at_once() {
     );
     assert!(launch.stderr.text().contains("killing everything now"));
 }
+
+#[test]
+fn a_missing_working_directory_is_named_and_ends_a_critical_process() {
+    let p = Project::new("bad-cwd");
+    p.write(
+        "project/launch.yml",
+        "processes:\n  app: {command: [/bin/true], cwd: /no/such/dir, restart: never, critical: true}\n",
+    );
+    let mut launch = start(&p);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(126));
+    let err = launch.stderr.text();
+    assert!(
+        err.contains("cannot enter the working directory /no/such/dir: No such file or directory"),
+        "{err}"
+    );
+}

@@ -22,9 +22,6 @@ pub enum SignalError {
     /// signalfd could not be created or read.
     #[error("cannot read signals from a signalfd: {0}")]
     Fd(Errno),
-    /// sigaction could not be read.
-    #[error("cannot read the disposition of a signal: {0}")]
-    Disposition(Errno),
 }
 
 /// Signals raised by a fault in launch itself: they must stay deliverable, or a bug
@@ -82,12 +79,10 @@ pub fn send(pid: Pid, signo: i32) -> Result<(), Errno> {
 /// What the child gets back instead of launch's own signal state.
 #[derive(Debug, Clone)]
 pub struct Inherited {
-    /// The mask launch was started with.
+    /// The mask launch was started with. Dispositions need nothing: launch installs
+    /// no handler and changes no disposition (its own C `main` keeps std from ignoring
+    /// SIGPIPE), so what it was given passes through exec as it is.
     pub mask: SigSet,
-    /// True when launch was started with SIGPIPE ignored. The other ignored
-    /// dispositions survive on their own (launch installs no handler), but the standard
-    /// library's spawn resets SIGPIPE to the default in every child.
-    pub pipe_ignored: bool,
 }
 
 /// launch's signal inbox: every signal in [`blocked_set`], read from a signalfd.
@@ -110,7 +105,6 @@ pub struct Received {
 impl Signals {
     /// Blocks the signals and opens the signalfd (close-on-exec, non-blocking).
     pub fn install() -> Result<Signals, SignalError> {
-        let pipe_ignored = disposition_is_ignore(libc::SIGPIPE)?;
         let set = blocked_set();
         let mut mask = SigSet::empty();
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut mask))
@@ -119,7 +113,7 @@ impl Signals {
             .map_err(SignalError::Fd)?;
         Ok(Signals {
             fd,
-            inherited: Inherited { mask, pipe_ignored },
+            inherited: Inherited { mask },
         })
     }
 
@@ -146,17 +140,6 @@ impl AsFd for Signals {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
-}
-
-fn disposition_is_ignore(signo: i32) -> Result<bool, SignalError> {
-    let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
-    // SAFETY: a null new action only reads the current one into `old`, which is
-    // zero-initialised memory of the right type.
-    let rc = unsafe { libc::sigaction(signo, std::ptr::null(), old.as_mut_ptr()) };
-    Errno::result(rc).map_err(SignalError::Disposition)?;
-    // SAFETY: sigaction succeeded, so it filled `old`.
-    let old = unsafe { old.assume_init() };
-    Ok(old.sa_sigaction == libc::SIG_IGN)
 }
 
 #[cfg(test)]

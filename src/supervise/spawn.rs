@@ -3,15 +3,14 @@
 //! started in, the terminal's foreground when stdin is a terminal, and none of launch's
 //! own descriptors (everything launch opens is close-on-exec).
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
 
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
-use nix::unistd::{Gid, Pid, Uid, getpid, tcsetpgrp};
+use nix::unistd::Pid;
 
 use super::signals::Inherited;
 use crate::exit::code;
@@ -106,89 +105,330 @@ pub fn spawn(argv: &[OsString], setup: &ChildSetup) -> Result<Pid, SpawnError> {
 }
 
 /// Starts `argv` in a new process group with the per-child settings of `extra`.
+///
+/// The child is made with `clone(CLONE_VM | CLONE_VFORK)`, as posix_spawn does: it
+/// borrows launch's memory until it execs, so nothing is copied and launch's pages take
+/// no copy-on-write faults (the standard library forks in a static binary, and that was
+/// most of launch's start-up overhead over tini's). Everything the child needs is
+/// prepared here, before the clone; the child only makes system calls.
 pub fn spawn_with(argv: &[OsString], setup: &ChildSetup, extra: Extra) -> Result<Pid, SpawnError> {
-    let (program, args) = argv.split_first().ok_or(SpawnError::Empty)?;
-    let mut command = Command::new(program);
-    command.args(args).process_group(0);
-    command.envs(extra.env.iter().map(|(k, v)| (k, v)));
-    if let Some(cwd) = extra.cwd.as_ref().or(setup.cwd.as_ref()) {
-        command.current_dir(cwd);
-    }
-    if let Some(fd) = extra.stdout {
-        command.stdout(fd);
-    }
-    if let Some(fd) = extra.stderr {
-        command.stderr(fd);
-    }
-    let mask = setup.inherited.mask;
-    let pipe_ignored = setup.inherited.pipe_ignored;
-    let take_terminal = setup.take_terminal;
-    let groups: Vec<Gid> = extra
-        .user
-        .iter()
-        .flat_map(|u| u.groups.iter().map(|&g| Gid::from_raw(g)))
-        .collect();
-    let ids = extra
-        .user
-        .as_ref()
-        .map(|u| (Uid::from_raw(u.uid), Gid::from_raw(u.gid)));
-    let umask = extra.umask;
-    let close_fds = extra.close_fds;
-    let notify = extra
-        .notify
-        .as_ref()
-        .map(|(fd, target)| (fd.as_raw_fd(), *target));
-    // SAFETY: the closure runs between fork and exec in a single-threaded launch and
-    // calls only async-signal-safe functions (sigprocmask, tcsetpgrp, setgroups, setgid,
-    // setuid, umask, dup2, close_range, signal); it allocates nothing (the group list
-    // was built before the fork) and captures only plain copies.
-    unsafe {
-        command.pre_exec(move || {
-            restore_in_child(&mask, pipe_ignored, take_terminal)?;
-            if let Some((uid, gid)) = ids {
-                nix::unistd::setgroups(&groups)?;
-                nix::unistd::setgid(gid)?;
-                nix::unistd::setuid(uid)?;
-            }
-            if let Some(mask) = umask {
-                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-            }
-            if let Some((fd, target)) = notify {
-                // dup2 onto itself would keep close-on-exec: clear it instead.
-                let rc = if fd == target {
-                    libc::fcntl(fd, libc::F_SETFD, 0)
-                } else {
-                    libc::dup2(fd, target)
-                };
-                if rc < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if close_fds {
-                // Close-on-exec rather than close: std's own error pipe must stay open
-                // until the exec, so that a failed exec is still reported.
-                let keep = notify.map_or(-1, |(_, target)| target);
-                mark_cloexec_from(3, keep);
-            }
-            Ok(())
+    let (program, _) = argv.split_first().ok_or(SpawnError::Empty)?;
+    let plan = Plan::new(argv, setup, &extra)?;
+    // On this thread's own stack: no heap that would stay allocated after the spawn.
+    let mut stack = [0u8; CHILD_STACK];
+    // SAFETY: the stack pointer is the (16-aligned) top of a live buffer that outlives
+    // the child's use of it: with CLONE_VFORK this thread sleeps until the child has
+    // exec'd or exited. `plan` is only read by the child, and stays alive and unmoved
+    // for the same reason. SIGCHLD makes it an ordinary child for waitpid.
+    let pid = unsafe {
+        let top = stack.as_mut_ptr().add(CHILD_STACK);
+        let top = top.sub(top as usize % 16);
+        libc::clone(
+            child_main,
+            top.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&plan as *const Plan).cast_mut().cast(),
+        )
+    };
+    drop(extra);
+    let program = program.to_string_lossy().into_owned();
+    if pid < 0 {
+        return Err(SpawnError::Other {
+            program,
+            source: io::Error::last_os_error(),
         });
     }
-    let result = command.spawn();
-    drop(extra.notify);
-    match result {
-        // The std Child handle is dropped on purpose: launch reaps with waitpid(-1).
-        Ok(child) => Ok(Pid::from_raw(child.id() as i32)),
-        Err(e) => {
-            let program = program.to_string_lossy().into_owned();
-            Err(match e.kind() {
-                io::ErrorKind::NotFound => SpawnError::NotFound {
-                    program,
-                    path: std::env::var("PATH").unwrap_or_default(),
-                },
-                io::ErrorKind::PermissionDenied => SpawnError::NotExecutable { program },
-                _ => SpawnError::Other { program, source: e },
+    let failed = plan.failure.load(Ordering::Acquire);
+    if failed == 0 {
+        return Ok(Pid::from_raw(pid));
+    }
+    // The child exited without exec'ing: reap it here, so the supervisor never sees a
+    // pid it did not start.
+    let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+    let errno = failed & 0xffff;
+    let source = io::Error::from_raw_os_error(errno);
+    Err(match (failed >> 16, errno) {
+        (STAGE_EXEC, libc::ENOENT | libc::ENOTDIR) => SpawnError::NotFound {
+            program,
+            path: plan.path_text,
+        },
+        (STAGE_EXEC, libc::EACCES | libc::EISDIR) => SpawnError::NotExecutable { program },
+        (STAGE_CHDIR, _) => SpawnError::Other {
+            program,
+            source: io::Error::new(
+                source.kind(),
+                format!(
+                    "cannot enter the working directory {}: {source}",
+                    plan.cwd_text
+                ),
+            ),
+        },
+        _ => SpawnError::Other { program, source },
+    })
+}
+
+/// The child's stack: it only makes system calls from one shallow frame.
+const CHILD_STACK: usize = 16 * 1024;
+
+/// Where the child failed (the high half of [`Plan::failure`]; the low half is errno).
+const STAGE_SETUP: i32 = 1;
+const STAGE_CHDIR: i32 = 2;
+const STAGE_EXEC: i32 = 3;
+
+/// Everything the child does, prepared by the parent: C strings and plain numbers.
+struct Plan {
+    /// Full paths to try, in PATH order (one when the program names a path).
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    /// Per candidate, `/bin/sh CANDIDATE ARGS...`: execvp's way with a script that has
+    /// no `#!` line (ENOEXEC).
+    script_argv: Vec<Vec<*const libc::c_char>>,
+    envp: Vec<CString>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    cwd: Option<CString>,
+    /// `sigset_t` of the mask to restore.
+    mask: libc::sigset_t,
+    take_terminal: bool,
+    user: Option<(libc::uid_t, libc::gid_t)>,
+    groups: Vec<libc::gid_t>,
+    umask: Option<libc::mode_t>,
+    stdout: Option<i32>,
+    stderr: Option<i32>,
+    notify: Option<(i32, i32)>,
+    close_fds: bool,
+    /// Set by the child when it gives up: stage << 16 | errno. Zero: it exec'd.
+    failure: AtomicI32,
+    /// For messages only.
+    path_text: String,
+    cwd_text: String,
+}
+
+impl Plan {
+    fn new(argv: &[OsString], setup: &ChildSetup, extra: &Extra) -> Result<Plan, SpawnError> {
+        let program = &argv[0];
+        let nul = |what: &OsString| {
+            CString::new(what.as_bytes()).map_err(|_| SpawnError::Other {
+                program: program.to_string_lossy().into_owned(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte"),
             })
+        };
+        let argv: Vec<CString> = argv.iter().map(nul).collect::<Result<_, _>>()?;
+        // launch's environment, with the process's own variables on top.
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| {
+                !extra
+                    .env
+                    .iter()
+                    .any(|(name, _)| k.as_bytes() == name.as_bytes())
+            })
+            .collect();
+        env.extend(extra.env.iter().map(|(k, v)| (k.into(), v.into())));
+        let envp: Vec<CString> = env
+            .iter()
+            .filter_map(|(k, v)| {
+                let mut pair = k.as_bytes().to_vec();
+                pair.push(b'=');
+                pair.extend_from_slice(v.as_bytes());
+                CString::new(pair).ok()
+            })
+            .collect();
+        // The program is looked up on the PATH the child will have, as execvp would.
+        let path_text = env
+            .iter()
+            .find(|(k, _)| k.as_bytes() == b"PATH")
+            .map_or_else(
+                || DEFAULT_PATH.to_string(),
+                |(_, v)| v.to_string_lossy().into_owned(),
+            );
+        let candidates = if program.as_bytes().contains(&b'/') {
+            vec![argv[0].clone()]
+        } else {
+            path_text
+                .split(':')
+                .map(|dir| if dir.is_empty() { "." } else { dir })
+                .filter_map(|dir| {
+                    let mut full = dir.as_bytes().to_vec();
+                    full.push(b'/');
+                    full.extend_from_slice(program.as_bytes());
+                    CString::new(full).ok()
+                })
+                .collect()
+        };
+        let cwd_path = extra.cwd.as_ref().or(setup.cwd.as_ref());
+        let cwd = cwd_path
+            .map(|c| CString::new(c.as_os_str().as_bytes()))
+            .transpose()
+            .map_err(|_| SpawnError::Other {
+                program: program.to_string_lossy().into_owned(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "cwd contains a NUL byte"),
+            })?;
+        let mut plan = Plan {
+            candidates,
+            argv_ptrs: Vec::new(),
+            script_argv: Vec::new(),
+            argv,
+            envp_ptrs: Vec::new(),
+            envp,
+            cwd,
+            mask: *setup.inherited.mask.as_ref(),
+            take_terminal: setup.take_terminal,
+            user: extra.user.as_ref().map(|u| (u.uid, u.gid)),
+            groups: extra
+                .user
+                .iter()
+                .flat_map(|u| u.groups.iter().copied())
+                .collect(),
+            umask: extra.umask.map(|m| m as libc::mode_t),
+            stdout: extra.stdout.as_ref().map(|fd| fd.as_raw_fd()),
+            stderr: extra.stderr.as_ref().map(|fd| fd.as_raw_fd()),
+            notify: extra
+                .notify
+                .as_ref()
+                .map(|(fd, target)| (fd.as_raw_fd(), *target)),
+            close_fds: extra.close_fds,
+            failure: AtomicI32::new(0),
+            path_text,
+            cwd_text: cwd_path
+                .map(|c| c.display().to_string())
+                .unwrap_or_default(),
+        };
+        plan.argv_ptrs = plan.argv.iter().map(|a| a.as_ptr()).collect();
+        plan.argv_ptrs.push(std::ptr::null());
+        plan.script_argv = plan
+            .candidates
+            .iter()
+            .map(|c| {
+                let mut v = vec![SHELL.as_ptr(), c.as_ptr()];
+                v.extend_from_slice(&plan.argv_ptrs[1..]);
+                v
+            })
+            .collect();
+        plan.envp_ptrs = plan.envp.iter().map(|e| e.as_ptr()).collect();
+        plan.envp_ptrs.push(std::ptr::null());
+        Ok(plan)
+    }
+}
+
+/// The shell that runs a script without a `#!` line.
+const SHELL: &std::ffi::CStr = c"/bin/sh";
+
+/// PATH when the environment has none (Docker's default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The child, between clone and exec. It shares launch's memory, so it only reads the
+/// plan and makes raw system calls (no allocation, no locks, no glibc wrapper that
+/// keeps state, such as setuid's, which would signal launch's threads); it reports a
+/// failure through `plan.failure` and exits 127.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's `Plan`, alive and unchanged until this child execs
+    // or exits (CLONE_VFORK).
+    let plan = unsafe { &*(arg as *const Plan) };
+    // SAFETY: each call is a system call on this process's own state, with arguments
+    // that are valid for its duration (pointers into `plan`).
+    unsafe {
+        let fail = |stage: i32| -> libc::c_int {
+            let errno = *libc::__errno_location();
+            plan.failure
+                .store(stage << 16 | (errno & 0xffff).max(1), Ordering::Release);
+            libc::syscall(libc::SYS_exit_group, 127);
+            127
+        };
+        let sys = |rc: libc::c_long| rc >= 0;
+        if !sys(libc::syscall(libc::SYS_setpgid, 0, 0)) {
+            return fail(STAGE_SETUP);
         }
+        if plan.take_terminal {
+            // A background group that calls tcsetpgrp gets SIGTTOU unless it blocks it
+            // (it is blocked now: the mask is still launch's, everything blocked). Not
+            // our controlling terminal (launch under `script`, say): nothing to hand on.
+            let me: libc::pid_t = libc::syscall(libc::SYS_getpid) as libc::pid_t;
+            libc::syscall(
+                libc::SYS_ioctl,
+                0,
+                libc::TIOCSPGRP,
+                &me as *const libc::pid_t,
+            );
+        }
+        if let Some((uid, gid)) = plan.user {
+            if !sys(libc::syscall(
+                libc::SYS_setgroups,
+                plan.groups.len(),
+                plan.groups.as_ptr(),
+            )) || !sys(libc::syscall(libc::SYS_setgid, gid))
+                || !sys(libc::syscall(libc::SYS_setuid, uid))
+            {
+                return fail(STAGE_SETUP);
+            }
+        }
+        if let Some(mask) = plan.umask {
+            libc::syscall(libc::SYS_umask, mask);
+        }
+        for (fd, target) in [(plan.stdout, 1), (plan.stderr, 2)] {
+            if let Some(fd) = fd
+                && !sys(libc::syscall(libc::SYS_dup3, fd, target, 0))
+            {
+                return fail(STAGE_SETUP);
+            }
+        }
+        if let Some((fd, target)) = plan.notify {
+            // dup onto itself would keep close-on-exec: clear it instead.
+            let rc = if fd == target {
+                libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0)
+            } else {
+                libc::syscall(libc::SYS_dup3, fd, target, 0)
+            };
+            if !sys(rc) {
+                return fail(STAGE_SETUP);
+            }
+        }
+        if plan.close_fds {
+            mark_cloexec_from(3, plan.notify.map_or(-1, |(_, target)| target));
+        }
+        if let Some(cwd) = &plan.cwd
+            && !sys(libc::syscall(libc::SYS_chdir, cwd.as_ptr()))
+        {
+            return fail(STAGE_CHDIR);
+        }
+        // The mask last: from here a signal acts on the child as it would on CMD.
+        if !sys(libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &plan.mask as *const libc::sigset_t,
+            std::ptr::null::<libc::sigset_t>(),
+            8usize,
+        )) {
+            return fail(STAGE_SETUP);
+        }
+        // execvp's rules: try each PATH entry; a permission error is remembered and
+        // wins over a later "not found"; any other error stops the search.
+        let mut denied = false;
+        for (candidate, script_argv) in plan.candidates.iter().zip(&plan.script_argv) {
+            libc::syscall(
+                libc::SYS_execve,
+                candidate.as_ptr(),
+                plan.argv_ptrs.as_ptr(),
+                plan.envp_ptrs.as_ptr(),
+            );
+            if *libc::__errno_location() == libc::ENOEXEC {
+                libc::syscall(
+                    libc::SYS_execve,
+                    SHELL.as_ptr(),
+                    script_argv.as_ptr(),
+                    plan.envp_ptrs.as_ptr(),
+                );
+                *libc::__errno_location() = libc::ENOEXEC;
+            }
+            match *libc::__errno_location() {
+                libc::EACCES => denied = true,
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+                _ => return fail(STAGE_EXEC),
+            }
+        }
+        if denied {
+            *libc::__errno_location() = libc::EACCES;
+        }
+        fail(STAGE_EXEC)
     }
 }
 
@@ -206,26 +446,4 @@ fn mark_cloexec_from(first: u32, keep: i32) {
             unsafe { libc::syscall(libc::SYS_close_range, lo, hi, CLOSE_RANGE_CLOEXEC) };
         }
     }
-}
-
-/// Runs in the child, after the standard library has put it in its process group. The
-/// mask is whatever std left (today: launch's, with everything blocked), so it is set
-/// outright rather than trusted.
-fn restore_in_child(mask: &SigSet, pipe_ignored: bool, take_terminal: bool) -> io::Result<()> {
-    if take_terminal {
-        // A background group that calls tcsetpgrp gets SIGTTOU unless it blocks it.
-        let ttou = SigSet::from(Signal::SIGTTOU);
-        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), None)?;
-        // SAFETY: fd 0 is open (take_terminal was set because it is a terminal) and
-        // stays open for this call.
-        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-        // Not our controlling terminal (launch under `script`, say): nothing to hand on.
-        let _ = tcsetpgrp(stdin, getpid());
-    }
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None)?;
-    if pipe_ignored {
-        // SAFETY: SIG_IGN installs no handler code.
-        unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) }?;
-    }
-    Ok(())
 }
