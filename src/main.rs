@@ -50,6 +50,9 @@ What launch does as PID 1 (or as a child subreaper when it is not PID 1):
 Exit codes: CMD's own; 64 usage error; 126 CMD not executable; 127 CMD not found;
 70 launch itself failed.";
 
+/// `--grace` when not given: clap's default, and the fast path's.
+const DEFAULT_GRACE: &str = "5s";
+
 /// launch: a small, fast, trustworthy PID 1 for containers.
 #[derive(Debug, Parser)]
 #[command(name = "launch", version, after_long_help = EXAMPLES, after_help = "Run 'launch --help' for examples.")]
@@ -63,7 +66,7 @@ struct Cli {
     group: bool,
 
     /// How long processes left behind by CMD get between SIGTERM and SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_GRACE, value_parser = parse_duration)]
     grace: Duration,
 
     /// Exit with TO when CMD exits with FROM (e.g. 143:0); repeatable.
@@ -224,6 +227,24 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 // argc/argv, which std reads on its own.
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // `ENTRYPOINT ["launch", "--"]`, the common case, with every option at its default:
+    // straight to plain init. Building clap's whole command tree first is about a third
+    // of launch's own start-up (docs/performance.md).
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "--")
+        && let Ok(grace) = parse_duration(DEFAULT_GRACE)
+    {
+        let command: Vec<OsString> = args.collect();
+        if !command.is_empty() {
+            return supervise::plain_init(PlainInit {
+                command,
+                forward_to_group: false,
+                grace,
+                remap: Remap::new(Vec::new()),
+                verbose: false,
+            });
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
