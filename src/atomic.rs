@@ -185,7 +185,7 @@ pub fn stage(dest: &Path, content: &[u8], attrs: Attributes) -> Result<Staged, A
         path: dest.into(),
         source,
     };
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
@@ -193,13 +193,14 @@ pub fn stage(dest: &Path, content: &[u8], attrs: Attributes) -> Result<Staged, A
         .custom_flags(libc::O_NOFOLLOW)
         .open(&temp)
         .map_err(write_error)?;
-    file.write_all(content).map_err(write_error)?;
-    let staged = Staged {
+    // Owned from here: a failed write (a full disk) drops it, which removes the file.
+    let mut staged = Staged {
         file,
         temp,
         dest: dest.into(),
         committed: false,
     };
+    staged.file.write_all(content).map_err(write_error)?;
     set_attributes(&staged.temp, attrs).map_err(|source| AtomicError::Attributes {
         path: dest.into(),
         source,
