@@ -32,6 +32,9 @@ pub enum ConfigError {
     /// A seed entry.
     #[error(transparent)]
     Seed(#[from] crate::seed::SeedError),
+    /// An error whose text would have shown a secret's value: the text, masked.
+    #[error("{0}")]
+    Masked(String),
     /// launch.yml could not be read.
     #[error("{path}: cannot read: {source}\n  fix: check the file's permissions")]
     ReadSpec {
@@ -51,6 +54,24 @@ pub struct Options {
     pub sets: Vec<String>,
     /// Keep each layer, to say where every value came from (`--show-pillar`).
     pub track_origins: bool,
+}
+
+/// Replaces, in every error that shows one, each secret value by `********`.
+fn mask_all(errors: Vec<ConfigError>, secrets: &[String]) -> Vec<ConfigError> {
+    if secrets.is_empty() {
+        return errors;
+    }
+    errors
+        .into_iter()
+        .map(|e| {
+            let text = e.to_string();
+            if secrets.iter().any(|s| text.contains(s.as_str())) {
+                ConfigError::Masked(render::mask(&text, secrets))
+            } else {
+                e
+            }
+        })
+        .collect()
 }
 
 /// Everything worked out in memory, nothing written yet.
@@ -85,9 +106,14 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     })?;
     let renderer = Renderer::new(&layout, &spec_text).map_err(into_all)?;
     let context = render::context(&pillar, &layout);
-    let rendered = renderer.render_spec(&context).map_err(|e| vec![e.into()])?;
+    // From here an error may quote rendered text, and so a secret read while rendering:
+    // every such error is masked before anyone sees it.
+    let hide = |errors: Vec<ConfigError>| mask_all(errors, &renderer.secrets());
+    let rendered = renderer
+        .render_spec(&context)
+        .map_err(|e| hide(vec![e.into()]))?;
     let accounts = Accounts::load(std::path::Path::new("/"));
-    let mut spec = spec::parse(&spec_file, &rendered, &accounts).map_err(into_all)?;
+    let mut spec = spec::parse(&spec_file, &rendered, &accounts).map_err(|e| hide(into_all(e)))?;
     if let Some(ssh) = spec.ssh.clone().filter(|s| s.sshd) {
         if !spec.processes.iter().any(|p| p.name == "sshd") {
             let config = layout
@@ -122,7 +148,7 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
         }
     };
     if !errors.is_empty() {
-        return Err(errors);
+        return Err(hide(errors));
     }
     Ok(Plan {
         seeds,
@@ -158,7 +184,7 @@ pub fn apply(plan: &Plan) -> Result<Report, Vec<ConfigError>> {
     let seeds = crate::seed::apply(&plan.spec.seed, &plan.layout.project, &plan.layout.data)
         .map_err(into_all)?;
     let ssh = install_ssh(plan).map_err(|e| vec![e])?;
-    let written = render::apply(&plan.outputs).map_err(into_all)?;
+    let written = render::apply(&plan.outputs, &plan.secrets).map_err(into_all)?;
     pillar::prepare_configuration_dir(&plan.layout).map_err(|e| vec![e.into()])?;
     let wrote_operator_file =
         pillar::write_operator_file(&plan.layout).map_err(|e| vec![e.into()])?;
@@ -186,7 +212,7 @@ pub fn install_ssh(plan: &Plan) -> Result<Option<crate::ssh::Installed>, ConfigE
 
 /// Runs the templates' check commands on staged copies, for `launch check`.
 pub fn check_outputs(plan: &Plan) -> Vec<ConfigError> {
-    render::check_only(&plan.outputs)
+    render::check_only(&plan.outputs, &plan.secrets)
         .into_iter()
         .map(ConfigError::from)
         .collect()

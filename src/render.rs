@@ -569,7 +569,8 @@ pub struct Applied {
 
 /// Runs every output's check against a staged copy without touching the destination
 /// (for `launch check`): the copy is staged in a temporary directory.
-pub fn check_only(outputs: &[Output]) -> Vec<RenderError> {
+/// A check's output is shown to the user, so `secrets` are masked in it.
+pub fn check_only(outputs: &[Output], secrets: &[String]) -> Vec<RenderError> {
     let mut errors = Vec::new();
     let dir = std::env::temp_dir().join(format!("launch-check-{}", std::process::id()));
     for output in outputs.iter().filter(|o| o.template.check.is_some()) {
@@ -585,7 +586,7 @@ pub fn check_only(outputs: &[Output]) -> Vec<RenderError> {
             },
         ) {
             Ok(staged) => {
-                if let Err(e) = run_check(output, staged.path()) {
+                if let Err(e) = run_check(output, staged.path(), secrets) {
                     errors.push(e);
                 }
             }
@@ -597,8 +598,9 @@ pub fn check_only(outputs: &[Output]) -> Vec<RenderError> {
 }
 
 /// Writes every changed output: stage all (running their checks), and only when every
-/// one is good, put them all in place. On any error nothing is replaced.
-pub fn apply(outputs: &[Output]) -> Result<Vec<Applied>, Vec<RenderError>> {
+/// one is good, put them all in place. On any error nothing is replaced. `secrets` are
+/// masked in what a failed check printed.
+pub fn apply(outputs: &[Output], secrets: &[String]) -> Result<Vec<Applied>, Vec<RenderError>> {
     let mut staged = Vec::new();
     let mut errors = Vec::new();
     for output in outputs.iter().filter(|o| o.change != Change::Unchanged) {
@@ -608,7 +610,7 @@ pub fn apply(outputs: &[Output]) -> Result<Vec<Applied>, Vec<RenderError>> {
             output.attributes(),
         ) {
             Ok(file) => {
-                if let Err(e) = run_check(output, file.path()) {
+                if let Err(e) = run_check(output, file.path(), secrets) {
                     errors.push(e);
                 }
                 staged.push((output, file));
@@ -640,7 +642,7 @@ pub fn apply(outputs: &[Output]) -> Result<Vec<Applied>, Vec<RenderError>> {
     Ok(applied)
 }
 
-fn run_check(output: &Output, staged: &Path) -> Result<(), RenderError> {
+fn run_check(output: &Output, staged: &Path, secrets: &[String]) -> Result<(), RenderError> {
     let Some(check) = &output.template.check else {
         return Ok(());
     };
@@ -665,6 +667,8 @@ fn run_check(output: &Output, staged: &Path) -> Result<(), RenderError> {
         ),
         Err(e) => ("not run".to_string(), e.to_string()),
     };
+    // A check that prints the staged file (or a part of it) would show its secrets.
+    let text = mask(&text, secrets);
     let output_text: String = text.lines().map(|l| format!("    {l}\n")).collect();
     Err(RenderError::CheckFailed {
         dest: output.template.dest.clone(),
