@@ -1,0 +1,203 @@
+//! The promises of docs/security.md, one test each where no other test file holds it:
+//! a dropped privilege stays dropped, secrets never show, every file launch writes has
+//! the mode the design gives it. (The control socket's refusal of non-root peers is
+//! `a_non_root_client_is_refused` in tests/run.rs; seeding through hostile symlinks is
+//! tests/seed.rs and tests/properties.rs.)
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::project::Project;
+use support::{Launched, Mode};
+
+fn start(p: &Project, env: &[(&str, String)]) -> Launched {
+    let root = p.root.display().to_string();
+    let mut cmd = support::command(Mode::Pid1, &["run", "--root", &root]);
+    cmd.env("LAUNCH_CONTROL", p.path("control/launch.sock"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Launched::spawn(Mode::Pid1, cmd)
+}
+
+/// Waits for `needle` in launch's log (stderr).
+fn wait_log(launch: &Launched, needle: &str) {
+    assert!(
+        launch.stderr.wait_for(needle, Duration::from_secs(15)),
+        "no {needle:?} in the log:\n{}",
+        launch.stderr.text()
+    );
+}
+
+#[test]
+fn a_dropped_privilege_cannot_be_taken_back() {
+    let p = Project::new("sec-privilege");
+    p.write(
+        "project/launch.yml",
+        r#"processes:
+  app:
+    user: nobody
+    kind: oneshot
+    command: |
+      grep -E '^(Uid|Gid|Groups|CapPrm|CapEff|CapBnd|CapAmb):' /proc/self/status
+      perl -e 'use POSIX; print defined(POSIX::setuid(0)) ? "setuid(0) worked\n" : "setuid(0) refused: $!\n";
+               print defined(POSIX::setgid(0)) ? "setgid(0) worked\n" : "setgid(0) refused: $!\n"'
+"#,
+    );
+    let mut launch = start(&p, &[]);
+    let status = launch.wait(Duration::from_secs(15));
+    let out = launch.stdout.text();
+    assert_eq!(status.code(), Some(0), "{out}{}", launch.stderr.text());
+    let field = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("{name} missing in {out}"))
+    };
+    assert_eq!(
+        field("Uid:"),
+        ["65534"; 4],
+        "real, effective, saved, fs uid"
+    );
+    assert_eq!(field("Gid:"), ["65534"; 4]);
+    assert!(!field("Groups:").contains(&"0"), "root's group kept: {out}");
+    assert_eq!(field("CapPrm:"), ["0000000000000000"]);
+    assert_eq!(field("CapEff:"), ["0000000000000000"]);
+    assert_eq!(field("CapAmb:"), ["0000000000000000"]);
+    assert!(
+        out.contains("setuid(0) refused: Operation not permitted"),
+        "{out}"
+    );
+    assert!(
+        out.contains("setgid(0) refused: Operation not permitted"),
+        "{out}"
+    );
+}
+
+#[test]
+fn secrets_never_show_in_errors_logs_or_check_output() {
+    const SECRET: &str = "hunter2-very-secret";
+    let p = Project::new("sec-secrets");
+    p.write("secrets/db_password", &format!("{SECRET}\n"))
+        .write(
+            "project/templates/app.conf",
+            "password={{ secret(name=\"db_password\") }}\n",
+        )
+        // A check that prints what it checks: its output is shown when it fails.
+        .write(
+            "project/launch.yml",
+            "templates:\n  - {src: templates/app.conf, dest: \"{{ project.dir }}/../out/app.conf\", check: \"cat {{ staged }}; exit {{ pillar.check_exit }}\"}\nprocesses:\n  app: {command: \"exec sleep 1000\", env: {PW: \"{{ secret(name='db_password') }}\"}, restart: {{ pillar.restart }}}\n",
+        )
+        .write("project/pillar.yml", "check_exit: 1\nrestart: always\n");
+    let secrets = p.path("secrets").display().to_string();
+    let env = [("LAUNCH_SECRETS_DIR", secrets.as_str())];
+    let shown = |ran: &support::project::Ran| format!("{}{}", ran.stdout, ran.stderr);
+
+    // A failing check that printed the staged file.
+    let ran = p.run_env("check", &[], &env);
+    assert_eq!(ran.code, 78);
+    assert!(shown(&ran).contains("password=********"), "{}", shown(&ran));
+    assert!(!shown(&ran).contains(SECRET), "{}", shown(&ran));
+    let ran = p.run_env("reconfigure", &[], &env);
+    assert_eq!(ran.code, 78);
+    assert!(!shown(&ran).contains(SECRET), "{}", shown(&ran));
+
+    // A spec error on a line that holds a secret: the excerpt is masked.
+    let ran = p.run_env(
+        "check",
+        &["--set", "check_exit=0", "--set", "restart=sometimes"],
+        &env,
+    );
+    assert_eq!(ran.code, 78);
+    assert!(shown(&ran).contains("PW: \"********\""), "{}", shown(&ran));
+    assert!(!shown(&ran).contains(SECRET), "{}", shown(&ran));
+
+    // A running launch: start-up, a reload refused for the same mistake, status, stop.
+    fs::write(
+        p.path("project/pillar.yml"),
+        "check_exit: 0\nrestart: always\n",
+    )
+    .unwrap();
+    let mut launch = start(&p, &[("LAUNCH_SECRETS_DIR", secrets.clone())]);
+    wait_log(&launch, "app started");
+    fs::create_dir_all(p.path("data/configuration")).unwrap();
+    fs::write(
+        p.path("data/configuration/pillar.yml"),
+        "restart: sometimes\n",
+    )
+    .unwrap();
+    launch.signal(libc::SIGHUP);
+    wait_log(&launch, "keeping the running one");
+    let status = Command::new(support::launch_bin())
+        .args(["status", "--json"])
+        .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&status.stdout).contains(SECRET));
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+    let logs = launch.stdout.text() + &launch.stderr.text();
+    assert!(logs.contains("PW: \"********\""), "{logs}");
+    assert!(!logs.contains(SECRET), "{logs}");
+    // And the file itself has it, for the program.
+    assert_eq!(
+        fs::read_to_string(p.path("out/app.conf")).unwrap(),
+        format!("password={SECRET}\n")
+    );
+}
+
+#[test]
+fn every_file_launch_writes_has_the_mode_the_design_gives_it() {
+    let p = Project::new("sec-modes");
+    let port = 20000 + ((std::process::id() + 4099) % 20000) as u16;
+    p.write(
+        "project/launch.yml",
+        &format!(
+            "data_owner: nobody:nogroup\nssh: {{user: root, sshd: true, port: {port}}}\ntemplates:\n  - {{src: templates/t.conf, dest: \"{{{{ project.dir }}}}/../out/t.conf\", mode: \"0640\", owner: \"root:nogroup\"}}\nprocesses:\n  app: {{command: \"exec sleep 1000\"}}\n"
+        ),
+    )
+    .write("project/templates/t.conf", "x\n")
+    .write("project/pillar.yml", "a: 1\n");
+    // The real /root would be touched by the ssh step: a private, empty one instead.
+    let root = p.root.display().to_string();
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+        "sh",
+        "-c",
+    ])
+    .arg("mount -t tmpfs -o mode=0700 tmpfs /root && exec \"$0\" run --root \"$1\"")
+    .arg(support::launch_bin())
+    .arg(&root)
+    .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut launch = Launched::spawn(Mode::Pid1, cmd);
+    wait_log(&launch, "sshd started");
+    let mode = |rel: &str| {
+        let meta = fs::symlink_metadata(p.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        (meta.permissions().mode() & 0o7777, meta.uid(), meta.gid())
+    };
+    let nobody = 65534;
+    assert_eq!(mode("data/configuration"), (0o750, 0, 0));
+    assert_eq!(mode("data/configuration/pillar.yml"), (0o640, 0, 0));
+    assert_eq!(mode("data/data"), (0o750, nobody, nobody));
+    assert_eq!(mode("data/ssh"), (0o700, 0, 0));
+    assert_eq!(mode("data/ssh/host"), (0o700, 0, 0));
+    assert_eq!(mode("data/ssh/host/ssh_host_ed25519_key"), (0o600, 0, 0));
+    assert_eq!(mode("data/ssh/host/sshd_config"), (0o600, 0, 0));
+    assert_eq!(mode("out/t.conf"), (0o640, 0, nobody));
+    assert_eq!(mode("control"), (0o700, 0, 0));
+    assert_eq!(mode("control/launch.sock").0, 0o600);
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(15)).code(), Some(0));
+}
