@@ -4,10 +4,16 @@
 //! are removed at the next start. A symlink met in the volume is never followed, nothing
 //! is written outside the volume, and no existing file is overwritten.
 
-use std::fs::{self, File};
+use std::ffi::{OsStr, OsString};
+use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::Mode;
 
 use crate::spec::Seed;
 
@@ -140,57 +146,140 @@ pub fn apply(
 }
 
 /// The target's path, checked component by component; and whether it is to be filled.
+/// Writes nothing.
 fn target_state(seed: &Seed, project: &Path, volume: &Path) -> Result<(PathBuf, bool), SeedError> {
+    let walked = walk(seed, project, volume, false)?;
+    Ok((walked.target, walked.fill))
+}
+
+/// Where a seed goes, found by walking the volume one directory at a time with
+/// `openat(O_NOFOLLOW)`: each directory is held open, so no symlink swapped into the
+/// path after it was checked can redirect a later step. Everything after the walk
+/// happens relative to the held parent (through `/proc/self/fd`, or `*at` calls).
+struct Walked {
+    target: PathBuf,
+    /// The target's parent, held open; None when it does not exist (plan only).
+    parent: Option<OwnedFd>,
+    /// The target's name in it.
+    name: OsString,
+    fill: bool,
+}
+
+fn walk(seed: &Seed, project: &Path, volume: &Path, create: bool) -> Result<Walked, SeedError> {
     let source = project.join(&seed.from);
     if fs::symlink_metadata(&source).is_err() {
         return Err(SeedError::NoSource(source));
     }
     let target = volume.join(&seed.to);
-    let mut at = volume.to_path_buf();
-    let parts: Vec<_> = seed
+    let parts: Vec<&OsStr> = seed
         .to
         .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part),
+            _ => None,
+        })
         .collect();
-    for (i, part) in parts.iter().enumerate() {
+    let Some((name, dirs)) = parts.split_last() else {
+        // `to: .` would be the volume itself, which the spec refuses.
+        return Err(SeedError::Unsafe {
+            path: volume.into(),
+            target,
+        });
+    };
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: nix::Error| SeedError::Io {
+            path,
+            source: e.into(),
+        }
+    };
+    let dir_flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    // The volume itself is launch's configuration, not the volume's content: it may be
+    // reached through a symlink (a host checkout), its content may not.
+    let mut dir = nix::fcntl::open(volume, OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(io(volume))?;
+    let mut at = volume.to_path_buf();
+    for part in dirs {
         at.push(part);
-        let last = i + 1 == parts.len();
-        match fs::symlink_metadata(&at) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((target, true)),
-            Err(source) => return Err(SeedError::Io { path: at, source }),
-            Ok(meta) if meta.file_type().is_symlink() => {
+        let opened = match nix::fcntl::openat(&dir, *part, dir_flags, Mode::empty()) {
+            Err(Errno::ENOENT) if !create => {
+                return Ok(Walked {
+                    target,
+                    parent: None,
+                    name: name.into(),
+                    fill: true,
+                });
+            }
+            Err(Errno::ENOENT) => {
+                match nix::sys::stat::mkdirat(&dir, *part, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(io(&at)(e)),
+                }
+                // Opened again with O_NOFOLLOW: a symlink put there meanwhile fails.
+                nix::fcntl::openat(&dir, *part, dir_flags, Mode::empty())
+            }
+            other => other,
+        };
+        dir = match opened {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP | Errno::ENOTDIR) => {
                 return Err(SeedError::Unsafe { path: at, target });
             }
-            Ok(meta) if last => {
-                let empty_dir = meta.is_dir()
-                    && fs::read_dir(&at)
-                        .map_err(|source| SeedError::Io {
-                            path: at.clone(),
-                            source,
-                        })?
-                        .next()
-                        .is_none();
-                return Ok((target, empty_dir));
-            }
-            Ok(meta) if !meta.is_dir() => return Err(SeedError::Unsafe { path: at, target }),
-            Ok(_) => {}
-        }
+            Err(e) => return Err(io(&at)(e)),
+        };
     }
-    Ok((target, false))
+    let fill = match nix::sys::stat::fstatat(&dir, *name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Err(Errno::ENOENT) => true,
+        Err(e) => return Err(io(&target)(e)),
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+            return Err(SeedError::Unsafe {
+                path: target.clone(),
+                target,
+            });
+        }
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
+            let inner = nix::fcntl::openat(&dir, *name, dir_flags, Mode::empty())
+                .map_err(io(&target))?;
+            fs::read_dir(fd_path(&inner))
+                .map_err(|source| SeedError::Io {
+                    path: target.clone(),
+                    source,
+                })?
+                .next()
+                .is_none()
+        }
+        Ok(_) => false,
+    };
+    Ok(Walked {
+        target,
+        parent: Some(dir),
+        name: name.into(),
+        fill,
+    })
+}
+
+/// The path of an open descriptor: it names the directory that was opened, whatever
+/// has been renamed or swapped in its old path since.
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 fn seed_one(seed: &Seed, project: &Path, volume: &Path) -> Result<Outcome, SeedError> {
-    let (target, fill) = target_state(seed, project, volume)?;
-    let parent = target.parent().unwrap_or(volume).to_path_buf();
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = parent.join(format!("{TEMP_PREFIX}{name}"));
+    let walked = walk(seed, project, volume, true)?;
+    let target = walked.target;
+    let parent = walked.parent.ok_or_else(|| SeedError::Io {
+        path: target.clone(),
+        source: io::Error::other("the parent directory vanished while it was created"),
+    })?;
+    let anchored = fd_path(&parent);
+    let mut temp_name = OsString::from(TEMP_PREFIX);
+    temp_name.push(&walked.name);
+    let temp = anchored.join(&temp_name);
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| SeedError::Io { path, source }
     };
+    let shown_temp = target.with_file_name(&temp_name);
     // A leftover of an interrupted seed of this target is ours to remove (remove_dir_all
     // does not follow symlinks).
     if let Ok(meta) = fs::symlink_metadata(&temp) {
@@ -199,30 +288,33 @@ fn seed_one(seed: &Seed, project: &Path, volume: &Path) -> Result<Outcome, SeedE
         } else {
             fs::remove_file(&temp)
         }
-        .map_err(io_error(&temp))?;
+        .map_err(io_error(&shown_temp))?;
     }
-    if !fill {
+    if !walked.fill {
         return Ok(Outcome::Kept(target));
     }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(&parent)
-        .map_err(io_error(&parent))?;
-    // create_dir_all may have created parents: check again that none is a symlink.
-    target_state(seed, project, volume)?;
     let source = project.join(&seed.from);
-    let files = copy_tree(&source, &temp, seed.owner)
-        .map_err(|(path, source)| SeedError::Io { path, source })?;
-    // The copy is on disk before it is renamed into place.
-    let dir = File::open(&parent).map_err(io_error(&parent))?;
-    nix::unistd::syncfs(&dir).map_err(|e| SeedError::Io {
-        path: parent.clone(),
-        source: e.into(),
+    let files = copy_tree(&source, &temp, seed.owner).map_err(|(path, source)| {
+        // Name the place in the volume, not the descriptor it was reached through.
+        let shown = path
+            .strip_prefix(&anchored)
+            .map_or(path.clone(), |rel| target.parent().unwrap_or(volume).join(rel));
+        SeedError::Io {
+            path: shown,
+            source,
+        }
     })?;
-    // rename replaces an empty directory atomically; a file target never exists here.
-    fs::rename(&temp, &target).map_err(io_error(&target))?;
-    let _ = dir.sync_all();
+    // The copy is on disk before it is renamed into place.
+    let sync = |e: nix::Error| SeedError::Io {
+        path: target.clone(),
+        source: e.into(),
+    };
+    nix::unistd::syncfs(&parent).map_err(sync)?;
+    // rename replaces an empty directory atomically, and a symlink swapped in for the
+    // target is itself replaced, never followed.
+    nix::fcntl::renameat(&parent, temp_name.as_os_str(), &parent, walked.name.as_os_str())
+        .map_err(sync)?;
+    let _ = nix::unistd::fsync(&parent);
     Ok(Outcome::Seeded { target, files })
 }
 

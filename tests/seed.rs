@@ -234,3 +234,64 @@ fn the_data_directory_belongs_to_the_app_user() {
         "owner applies to seeded files"
     );
 }
+
+/// The race the design forbids: while launch seeds (as on a reload, with the app
+/// running), someone who can write the volume keeps swapping a directory on the way to
+/// the target for a symlink to a directory outside it. Whatever the timing, nothing may
+/// land outside: every directory launch checked is the one it writes into.
+#[test]
+fn a_symlink_swapped_in_while_seeding_is_never_followed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let p = seeded("seed-race", "data/app/files");
+    let outside = p.path("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::create_dir_all(p.path("data/data/app")).unwrap();
+    let (real, link, parked) = (
+        p.path("data/data/app"),
+        p.path("data/data/app.link"),
+        p.path("data/data/app.real"),
+    );
+    symlink(&outside, &link).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let attacker = {
+        let stop = stop.clone();
+        let (real, link, parked) = (real.clone(), link.clone(), parked.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // app (a directory) <-> app (a symlink to outside), as fast as it goes.
+                let _ = fs::rename(&real, &parked);
+                let _ = fs::rename(&link, &real);
+                std::thread::yield_now();
+                let _ = fs::rename(&real, &link);
+                let _ = fs::rename(&parked, &real);
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let mut seeded_runs = 0;
+    for _ in 0..150 {
+        let ran = p.run("reconfigure", &[]);
+        if ran.code == 0 && ran.stderr.contains("seeded") {
+            seeded_runs += 1;
+            // Empty the target again (wherever the directory is now) for the next try.
+            for dir in [&real, &parked] {
+                if fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+                    let _ = fs::remove_dir_all(dir.join("files"));
+                }
+            }
+        }
+        assert!(
+            fs::read_dir(&outside).unwrap().next().is_none(),
+            "seeding wrote outside the volume:\n{}",
+            ran.stderr
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = attacker.join().unwrap();
+    assert!(swaps > 100, "the attacker barely ran ({swaps} swaps)");
+    assert!(seeded_runs > 0, "never seeded: the test raced nothing");
+}
