@@ -238,8 +238,8 @@ fn walk(seed: &Seed, project: &Path, volume: &Path, create: bool) -> Result<Walk
             });
         }
         Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
-            let inner = nix::fcntl::openat(&dir, *name, dir_flags, Mode::empty())
-                .map_err(io(&target))?;
+            let inner =
+                nix::fcntl::openat(&dir, *name, dir_flags, Mode::empty()).map_err(io(&target))?;
             fs::read_dir(fd_path(&inner))
                 .map_err(|source| SeedError::Io {
                     path: target.clone(),
@@ -296,9 +296,9 @@ fn seed_one(seed: &Seed, project: &Path, volume: &Path) -> Result<Outcome, SeedE
     let source = project.join(&seed.from);
     let files = copy_tree(&source, &temp, seed.owner).map_err(|(path, source)| {
         // Name the place in the volume, not the descriptor it was reached through.
-        let shown = path
-            .strip_prefix(&anchored)
-            .map_or(path.clone(), |rel| target.parent().unwrap_or(volume).join(rel));
+        let shown = path.strip_prefix(&anchored).map_or(path.clone(), |rel| {
+            target.parent().unwrap_or(volume).join(rel)
+        });
         SeedError::Io {
             path: shown,
             source,
@@ -312,8 +312,13 @@ fn seed_one(seed: &Seed, project: &Path, volume: &Path) -> Result<Outcome, SeedE
     nix::unistd::syncfs(&parent).map_err(sync)?;
     // rename replaces an empty directory atomically, and a symlink swapped in for the
     // target is itself replaced, never followed.
-    nix::fcntl::renameat(&parent, temp_name.as_os_str(), &parent, walked.name.as_os_str())
-        .map_err(sync)?;
+    nix::fcntl::renameat(
+        &parent,
+        temp_name.as_os_str(),
+        &parent,
+        walked.name.as_os_str(),
+    )
+    .map_err(sync)?;
     let _ = nix::unistd::fsync(&parent);
     Ok(Outcome::Seeded { target, files })
 }

@@ -1006,7 +1006,9 @@ fn explain(message: &str, what: &str) -> (Option<String>, String) {
     if message.contains("did not match any variant of untagged enum RawCommand") {
         return (
             Some("command".into()),
-            "write the command as a list, [program, arg, ...], or as one string run by /bin/sh -c"
+            "write the command as a list of strings, [program, arg, ...] (quote items YAML \
+             reads as numbers or booleans: [\"true\"], [sleep, \"5\"]), or as one string run by \
+             /bin/sh -c"
                 .into(),
         );
     }
