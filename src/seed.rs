@@ -196,8 +196,31 @@ fn walk(seed: &Seed, project: &Path, volume: &Path, create: bool) -> Result<Walk
     let dir_flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     // The volume itself is launch's configuration, not the volume's content: it may be
     // reached through a symlink (a host checkout), its content may not.
-    let mut dir = nix::fcntl::open(volume, OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(io(volume))?;
+    let open_volume =
+        || nix::fcntl::open(volume, OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty());
+    let mut dir = match open_volume() {
+        Err(Errno::ENOENT) if !create => {
+            return Ok(Walked {
+                target,
+                parent: None,
+                name: name.into(),
+                fill: true,
+            });
+        }
+        Err(Errno::ENOENT) => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(volume)
+                .map_err(|source| SeedError::Io {
+                    path: volume.into(),
+                    source,
+                })?;
+            open_volume()
+        }
+        other => other,
+    }
+    .map_err(io(volume))?;
     let mut at = volume.to_path_buf();
     for part in dirs {
         at.push(part);
