@@ -5,7 +5,8 @@ child_of() {
     local stat line rest
     for _ in $(seq 2000); do
         for stat in /proc/[0-9]*/stat; do
-            read -r line <"$stat" 2>/dev/null || continue
+            # A process may end between the glob and the read: skip it quietly.
+            { read -r line <"$stat"; } 2>/dev/null || continue
             rest=${line##*) }
             set -- $rest
             [ "$2" = "$PARENT" ] && { echo "${stat//[^0-9]/}"; return; }

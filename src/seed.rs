@@ -198,15 +198,15 @@ fn walk(seed: &Seed, project: &Path, volume: &Path, create: bool) -> Result<Walk
     // reached through a symlink (a host checkout), its content may not.
     let open_volume =
         || nix::fcntl::open(volume, OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty());
+    // A directory on the way is missing: when only planning, the seed would fill it.
+    let missing = |target: PathBuf| Walked {
+        target,
+        parent: None,
+        name: name.into(),
+        fill: true,
+    };
     let mut dir = match open_volume() {
-        Err(Errno::ENOENT) if !create => {
-            return Ok(Walked {
-                target,
-                parent: None,
-                name: name.into(),
-                fill: true,
-            });
-        }
+        Err(Errno::ENOENT) if !create => return Ok(missing(target)),
         Err(Errno::ENOENT) => {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -225,14 +225,7 @@ fn walk(seed: &Seed, project: &Path, volume: &Path, create: bool) -> Result<Walk
     for part in dirs {
         at.push(part);
         let opened = match nix::fcntl::openat(&dir, *part, dir_flags, Mode::empty()) {
-            Err(Errno::ENOENT) if !create => {
-                return Ok(Walked {
-                    target,
-                    parent: None,
-                    name: name.into(),
-                    fill: true,
-                });
-            }
+            Err(Errno::ENOENT) if !create => return Ok(missing(target)),
             Err(Errno::ENOENT) => {
                 match nix::sys::stat::mkdirat(&dir, *part, Mode::from_bits_truncate(0o755)) {
                     Ok(()) | Err(Errno::EEXIST) => {}

@@ -163,25 +163,7 @@ fn every_file_launch_writes_has_the_mode_the_design_gives_it() {
     )
     .write("project/templates/t.conf", "x\n")
     .write("project/pillar.yml", "a: 1\n");
-    // The real /root would be touched by the ssh step: a private, empty one instead.
-    let root = p.root.display().to_string();
-    let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        "--kill-child",
-        "sh",
-        "-c",
-    ])
-    .arg("mount -t tmpfs -o mode=0700 tmpfs /root && exec \"$0\" run --root \"$1\"")
-    .arg(support::launch_bin())
-    .arg(&root)
-    .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut launch = Launched::spawn(Mode::Pid1, cmd);
+    let mut launch = p.run_with_private_root(&p.path("control/launch.sock"));
     wait_log(&launch, "sshd started");
     let mode = |rel: &str| {
         let meta = fs::symlink_metadata(p.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));

@@ -9,28 +9,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::project::Project;
-use support::{Launched, Mode, wait_until};
+use support::{Launched, wait_until};
 
-/// `launch run` as PID 1 with a private, empty /root (so the machine's root account is
-/// not touched).
+/// `launch run` as PID 1 with a private, empty /root.
 fn start(p: &Project) -> Launched {
-    let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        "--kill-child",
-        "sh",
-        "-c",
-    ])
-    .arg("mount -t tmpfs -o mode=0700 tmpfs /root && exec \"$0\" run --root \"$1\"")
-    .arg(support::launch_bin())
-    .arg(&p.root)
-    .env("LAUNCH_CONTROL", p.path("control.sock"))
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    Launched::spawn(Mode::Pid1, cmd)
+    p.run_with_private_root(&p.path("control.sock"))
 }
 
 fn ssh(port: u16, key: &std::path::Path) -> std::process::Output {

@@ -9,27 +9,11 @@
 # `launch check` of an edit to the volume's configuration/pillar.yml, `launch reload`
 # (what `docker kill -s HUP` does), the new page, a broken edit refused with its line,
 # and `launch status`; then SIGTERM, and the exit code.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-for need in nginx:nginx-light busybox:busybox-static curl:curl unshare:util-linux; do
-    command -v "${need%%:*}" >/dev/null || missing="${missing:-} ${need#*:}"
-done
-if [ -n "${missing:-}" ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-fi
-cargo build -q --manifest-path "$here/../../Cargo.toml"
-launch=$here/../../target/debug/launch
-code=1
-scratch=$(mktemp -d)
+source "$(dirname "$0")/../lib.sh" nginx:nginx-light busybox:busybox-static curl:curl
 mkdir -p "$scratch/run"
-export LAUNCH_PROJECT=$here/project LAUNCH_DATA=$scratch/volume LAUNCH_CONTROL=$scratch/control.sock
 paths=(--set "paths.etc=$scratch/etc" --set "paths.www=$scratch/www" --set "paths.run=$scratch/run"
        --set nginx.port=8088 --set app.port=8089)
-unshare --pid --fork --mount-proc --kill-child "$launch" run "${paths[@]}" &
-outer=$!
-trap 'kill $outer 2>/dev/null || true; wait $outer 2>/dev/null || true; rm -rf "$scratch"; exit $code' EXIT
-until "$launch" health >/dev/null 2>&1; do sleep 0.1; done
-pid1=$(ps -o pid= --ppid "$outer" | tr -d ' ')   # launch itself, PID 1 inside
+start "${paths[@]}"
 
 echo "=== launch is up; the page through nginx:"
 curl -sS http://127.0.0.1:8088/
@@ -47,7 +31,5 @@ printf 'nginx:\n\tport: 81\n' >> "$LAUNCH_DATA/configuration/pillar.yml"
 "$launch" status
 echo
 echo "=== docker stop would send SIGTERM now"
-kill -TERM "$pid1"
+stop
 code=0
-wait $outer || code=$?
-echo "=== launch exited with $code"

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::{Launched, Mode, command};
@@ -136,4 +136,28 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+impl Project {
+    /// `launch run` on this project as PID 1, with a private, empty /root: the SSH step
+    /// manages root's authorized_keys, and the machine's own must not be touched.
+    pub fn run_with_private_root(&self, control: &Path) -> Launched {
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "sh",
+            "-c",
+        ])
+        .arg("mount -t tmpfs -o mode=0700 tmpfs /root && exec \"$0\" run --root \"$1\"")
+        .arg(super::launch_bin())
+        .arg(&self.root)
+        .env("LAUNCH_CONTROL", control)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        Launched::spawn(Mode::Pid1, cmd)
+    }
 }
