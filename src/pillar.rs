@@ -59,6 +59,9 @@ pub struct Pillar {
     /// are tracked.
     layers: Vec<(String, Option<Mapping>)>,
     track_origins: bool,
+    /// The values an operator or author marked `!secret`, to be masked wherever launch
+    /// shows text; the tags themselves are gone from [`Pillar::value`].
+    pub secrets: Vec<String>,
 }
 
 impl Pillar {
@@ -101,6 +104,7 @@ impl Pillar {
             }
         }
         if errors.is_empty() {
+            pillar.secrets = take_secret_tags(&mut pillar.value);
             Ok(pillar)
         } else {
             Err(errors)
@@ -166,6 +170,34 @@ impl Pillar {
             path.pop();
         }
     }
+}
+
+/// Replaces every `!secret VALUE` by VALUE, and returns the scalars found under such
+/// tags: templates see plain values, everything launch prints masks them.
+fn take_secret_tags(map: &mut Mapping) -> Vec<String> {
+    fn walk(value: &mut Value, inside_secret: bool, found: &mut Vec<String>) {
+        if let Value::Tagged(tagged) = value {
+            let secret = inside_secret || tagged.tag == "secret";
+            let mut inner = std::mem::take(&mut tagged.value);
+            walk(&mut inner, secret, found);
+            if tagged.tag == "secret" {
+                *value = inner;
+            } else {
+                tagged.value = inner;
+            }
+            return;
+        }
+        match value {
+            Value::Mapping(map) => map.values_mut().for_each(|v| walk(v, inside_secret, found)),
+            Value::Sequence(seq) => seq.iter_mut().for_each(|v| walk(v, inside_secret, found)),
+            Value::String(s) if inside_secret && !s.is_empty() => found.push(s.clone()),
+            Value::Number(n) if inside_secret => found.push(n.to_string()),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    map.values_mut().for_each(|v| walk(v, false, &mut found));
+    found
 }
 
 /// Later wins: mappings merge key by key, anything else replaces.

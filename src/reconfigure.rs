@@ -108,7 +108,12 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     let context = render::context(&pillar, &layout);
     // From here an error may quote rendered text, and so a secret read while rendering:
     // every such error is masked before anyone sees it.
-    let hide = |errors: Vec<ConfigError>| mask_all(errors, &renderer.secrets());
+    let secrets = || {
+        let mut all = renderer.secrets();
+        all.extend(pillar.secrets.iter().cloned());
+        all
+    };
+    let hide = |errors: Vec<ConfigError>| mask_all(errors, &secrets());
     let rendered = renderer
         .render_spec(&context)
         .map_err(|e| hide(vec![e.into()]))?;
@@ -153,7 +158,7 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     Ok(Plan {
         seeds,
         first_start: fs::symlink_metadata(layout.operator_file()).is_err(),
-        secrets: renderer.secrets(),
+        secrets: secrets(),
         layout,
         pillar,
         spec,

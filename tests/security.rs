@@ -183,3 +183,56 @@ fn every_file_launch_writes_has_the_mode_the_design_gives_it() {
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(15)).code(), Some(0));
 }
+
+#[test]
+fn pillar_values_marked_secret_are_used_but_never_shown() {
+    const SECRET: &str = "tagged-hunter2";
+    let p = Project::new("sec-tagged");
+    p.write(
+        "project/pillar.yml",
+        "db:\n  user: app\n  password: !secret default-password\n",
+    )
+    .write(
+        "project/templates/app.conf",
+        "user={{ pillar.db.user }}\npassword={{ pillar.db.password }}\n",
+    )
+    .write(
+        "project/launch.yml",
+        "templates:\n  - {src: templates/app.conf, dest: \"{{ project.dir }}/../out/app.conf\"}\nprocesses:\n  app: {command: \"exec sleep 1000\", env: {PW: \"{{ pillar.db.password }}\"}, restart: {{ pillar.restart | default(value='always') }}}\n",
+    );
+    // The operator overrides it in the volume, marked the same way.
+    fs::create_dir_all(p.path("data/configuration")).unwrap();
+    fs::write(
+        p.path("data/configuration/pillar.yml"),
+        format!("db:\n  password: !secret {SECRET}\n"),
+    )
+    .unwrap();
+    let shown = |ran: &support::project::Ran| format!("{}{}", ran.stdout, ran.stderr);
+    let ran = p.run("check", &["--show-pillar"]);
+    assert_eq!(ran.code, 0, "{}", shown(&ran));
+    assert!(
+        shown(&ran).contains("db.password: \"********\""),
+        "{}",
+        shown(&ran)
+    );
+    assert!(
+        shown(&ran).contains("+password=********"),
+        "{}",
+        shown(&ran)
+    );
+    assert!(shown(&ran).contains("db.user: \"app\""), "{}", shown(&ran));
+    assert!(!shown(&ran).contains(SECRET), "{}", shown(&ran));
+    // A spec error on the line that holds it.
+    let ran = p.run("check", &["--set", "restart=sometimes"]);
+    assert_eq!(ran.code, 78);
+    assert!(shown(&ran).contains("PW: \"********\""), "{}", shown(&ran));
+    assert!(!shown(&ran).contains(SECRET), "{}", shown(&ran));
+    // The program gets the value itself.
+    let ran = p.run("reconfigure", &[]);
+    assert_eq!(ran.code, 0, "{}", shown(&ran));
+    assert!(!shown(&ran).contains(SECRET));
+    assert_eq!(
+        fs::read_to_string(p.path("out/app.conf")).unwrap(),
+        format!("user=app\npassword={SECRET}\n")
+    );
+}
