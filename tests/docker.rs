@@ -16,6 +16,16 @@ use support::wait_until;
 
 const WEB_BASE: &[&str] = &["/usr/sbin/nginx", "/usr/share/nginx"];
 
+/// `docker run -d` of the web image as `name` on `volume`, published on a free port of
+/// 127.0.0.1; returns once its HEALTHCHECK says healthy, with the container and port.
+fn start_web(docker: &Docker, image: &str, volume: &str, name: &str) -> (String, u16) {
+    let mount = format!("{volume}:/srv/projects/web/data");
+    let web = docker.start(name, &["-p", "127.0.0.1::80", "-v", &mount, image]);
+    docker.wait_healthy(&web, Duration::from_secs(30));
+    let port = docker.port(&web, 80);
+    (web, port)
+}
+
 /// The web example: healthy, serves through nginx, an operator's edit plus HUP changes
 /// the page, `docker stop` is quick and clean, and a new container on the same volume
 /// keeps the volume's data and the operator's configuration.
@@ -26,10 +36,7 @@ fn web_example_runs_reloads_stops_cleanly_and_keeps_its_volume() {
     };
     let image = docker.build_example("web", WEB_BASE);
     let volume = docker.volume("data");
-    let mount = format!("{volume}:/srv/projects/web/data");
-    let first = docker.start("first", &["-p", "127.0.0.1::80", "-v", &mount, &image]);
-    docker.wait_healthy(&first, Duration::from_secs(30));
-    let port = docker.port(&first, 80);
+    let (first, port) = start_web(&docker, &image, &volume, "first");
     let page = wait_for_page(port, "/", "Hello from launch", Duration::from_secs(10));
     assert!(page.contains("<title>web</title>"), "{page}");
 
@@ -63,9 +70,7 @@ fn web_example_runs_reloads_stops_cleanly_and_keeps_its_volume() {
     docker.ok(&["rm", &first]);
 
     // A new container on the same volume: the data and the edit are still there.
-    let second = docker.start("second", &["-p", "127.0.0.1::80", "-v", &mount, &image]);
-    docker.wait_healthy(&second, Duration::from_secs(30));
-    let port = docker.port(&second, 80);
+    let (second, port) = start_web(&docker, &image, &volume, "second");
     wait_for_page(port, "/", "Edited by the operator", Duration::from_secs(10));
     let starts = docker.sh(&second, "cat /srv/projects/web/data/data/starts.log");
     assert_eq!(starts.lines().count(), 2, "one line per start:\n{starts}");
@@ -82,10 +87,7 @@ fn web_example_keeps_serving_through_a_broken_edit() {
     };
     let image = docker.build_example("web", WEB_BASE);
     let volume = docker.volume("data");
-    let mount = format!("{volume}:/srv/projects/web/data");
-    let web = docker.start("web", &["-p", "127.0.0.1::80", "-v", &mount, &image]);
-    docker.wait_healthy(&web, Duration::from_secs(30));
-    let port = docker.port(&web, 80);
+    let (web, port) = start_web(&docker, &image, &volume, "web");
     let operator = format!("{}/configuration/pillar.yml", docker.volume_path(&volume));
     std::fs::write(&operator, "greeting: [unclosed\n").unwrap();
     docker.ok(&["kill", "-s", "HUP", &web]);
