@@ -19,6 +19,7 @@
 pub mod atomic;
 pub mod commands;
 pub mod control;
+pub mod diff;
 pub mod duration;
 pub mod exit;
 pub mod layout;

@@ -538,11 +538,7 @@ impl Output {
         } else {
             "/dev/null".to_string()
         };
-        similar::TextDiff::from_lines(&old, &new)
-            .unified_diff()
-            .context_radius(3)
-            .header(&from, &dest)
-            .to_string()
+        crate::diff::unified(&old, &new, &from, &dest)
     }
 
     fn attributes(&self) -> Attributes {
