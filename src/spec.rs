@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -160,8 +161,9 @@ impl Command {
 /// How a process says it is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadyCheck {
-    /// A TCP connection succeeds.
-    Tcp(String),
+    /// A TCP connection to this address succeeds. An address, not a host name: PID 1
+    /// does not query DNS, whose time-outs would stall the loop for seconds.
+    Tcp(SocketAddr),
     /// A command exits 0.
     Cmd(Vec<String>),
     /// A file exists.
@@ -783,7 +785,15 @@ pub fn parse(file: &Path, text: &str, accounts: &Accounts) -> Result<Spec, Vec<S
             let rpath = [path[0].clone(), path[1].clone(), Seg::from("ready")];
             let mut checks = Vec::new();
             if let Some(t) = r.tcp {
-                checks.push(ReadyCheck::Tcp(t));
+                let loopback = t.replacen("localhost:", "127.0.0.1:", 1);
+                match loopback.parse() {
+                    Ok(address) => checks.push(ReadyCheck::Tcp(address)),
+                    Err(_) => c.error(
+                        &[path[0].clone(), path[1].clone(), Seg::from("ready"), Seg::from("tcp")],
+                        format!("ready tcp {t:?} is not an address and port"),
+                        "write IP:PORT (127.0.0.1:8080, [::1]:8080) or localhost:PORT; launch resolves no host names (a DNS lookup could stall PID 1 for seconds): to wait for another host, use {cmd: [...]}",
+                    ),
+                }
             }
             if let Some(cmd) = r.cmd {
                 checks.push(ReadyCheck::Cmd(match cmd {
@@ -1100,6 +1110,26 @@ mod tests {
         ] {
             assert!(m.contains(needle), "missing {needle:?} in:\n{m}");
         }
+    }
+
+    #[test]
+    fn a_tcp_check_takes_an_address_and_never_a_host_name() {
+        let spec = check(
+            "processes:\n  a: {command: [x], ready: {tcp: \"localhost:80\"}}\n  b: {command: [y], ready: {tcp: \"[::1]:81\"}}\n",
+        )
+        .unwrap();
+        let ready = |i: usize| spec.processes[i].ready.as_ref().map(|r| r.check.clone());
+        assert_eq!(
+            ready(0),
+            Some(ReadyCheck::Tcp("127.0.0.1:80".parse().unwrap()))
+        );
+        assert_eq!(ready(1), Some(ReadyCheck::Tcp("[::1]:81".parse().unwrap())));
+        let m = messages("processes:\n  a:\n    command: [x]\n    ready:\n      tcp: db:5432\n");
+        assert!(
+            m.contains("launch.yml:5: ready tcp \"db:5432\" is not an address and port"),
+            "{m}"
+        );
+        assert!(m.contains("{cmd: [...]}"), "{m}");
     }
 
     #[test]

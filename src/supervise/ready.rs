@@ -2,7 +2,7 @@
 //! existence. (A command is a child like any other, reaped by the loop; a notification
 //! pipe is a descriptor in the loop.)
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,15 +10,9 @@ use std::time::Duration;
 /// a remote one that does not is retried at the next interval.
 const CONNECT_LIMIT: Duration = Duration::from_millis(100);
 
-/// True when a TCP connection to `address` (`host:port`) succeeds. `localhost` is
-/// resolved without NSS (the binary is static).
-pub fn tcp(address: &str) -> bool {
-    let address = address.replacen("localhost:", "127.0.0.1:", 1);
-    let target: Option<SocketAddr> = address
-        .parse()
-        .ok()
-        .or_else(|| address.to_socket_addrs().ok()?.next());
-    target.is_some_and(|addr| TcpStream::connect_timeout(&addr, CONNECT_LIMIT).is_ok())
+/// True when a TCP connection to `address` succeeds.
+pub fn tcp(address: &SocketAddr) -> bool {
+    TcpStream::connect_timeout(address, CONNECT_LIMIT).is_ok()
 }
 
 /// True when `path` exists.
