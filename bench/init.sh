@@ -94,3 +94,7 @@ row "signal forwarding latency, median µs" "${LAT[launch]}" "${LAT[tini]}" "${L
 row "signal forwarding latency, p99 µs" "${P99[launch]}" "${P99[tini]}" "${P99[dumb-init]}" "${P99[catatonit]}"
 row "reap $ORPHANS orphans, median ms of $REAPS" "${REAP[launch]}" "${REAP[tini]}" "${REAP[dumb-init]}" "${REAP[catatonit]}"
 row "binary size" "$(kib "${SIZE[launch]}") static" "$(kib "${SIZE[tini]}") static" "$(kib "${SIZE[dumb-init]}") dynamic" "$(kib "${SIZE[catatonit]}") static"
+echo
+# Whether plain init's code still sits in the hot sections (.cargo/hot-text.ld): code
+# that strayed outside them shows up here before it shows up as RSS.
+python3 scripts/hot-text --check || echo "(regenerate it: python3 scripts/hot-text)"
