@@ -2,8 +2,8 @@
 # Measures launch side by side with tini, dumb-init and catatonit (Debian's packages),
 # each as PID 1 of a fresh PID namespace, and prints one Markdown table.
 #
-#   bash bench/init.sh            # about a minute on 2 cores
-#   RUNS=500 bash bench/init.sh   # more start-up samples
+#   bash bench/init.sh            # about 8 minutes on 2 cores (2 of them hot-text --check)
+#   RUNS=500 bash bench/init.sh   # more start-up samples (ROUNDS=7: latency and reaping)
 #
 # Never run from the tests: the figures go to docs/performance.md by hand.
 set -euo pipefail
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-300}
 SIGNALS=${SIGNALS:-2000}
 ORPHANS=${ORPHANS:-10000}
-REAPS=${REAPS:-7}
+ROUNDS=${ROUNDS:-7}
 
 need=()
 for pkg in tini:tini-static dumb-init:dumb-init catatonit:catatonit hyperfine:hyperfine gcc:cc; do
@@ -59,7 +59,7 @@ declare -A START=([launch]=$s_launch [tini]=$s_tini [dumb-init]=$s_dumb [cataton
 
 declare -A RSS PSS ANON CSW LAT P99 REAP SIZE
 for name in "${ORDER[@]}"; do
-    echo "measuring $name..." >&2
+    echo "measuring $name idle..." >&2
     # Idle: supervising sleep, after it has settled.
     "${NS[@]}" ${INIT[$name]} sleep 1000 2>/dev/null &
     outer=$!
@@ -69,15 +69,25 @@ for name in "${ORDER[@]}"; do
     read -r RSS[$name] PSS[$name] ANON[$name] CSW[$name] < <(idle_stats "$pid")
     kill -KILL "$pid" 2>/dev/null || true
     wait "$outer" 2>/dev/null || true
-
-    read -r LAT[$name] P99[$name] < <("$work/helper" latency "$SIGNALS" ${INIT[$name]} 2>/dev/null)
-    # Reaping is dominated by the kernel tearing 10,000 processes down on few cores, so
-    # it is noisy: the median of REAPS runs.
-    REAP[$name]=$(for _ in $(seq "$REAPS"); do
-        "${NS[@]}" ${INIT[$name]} "$work/helper" orphans "$ORPHANS" 2>/dev/null
-    done | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
     bin=${INIT[$name]% --}
     SIZE[$name]=$(stat -c %s "$bin")
+done
+
+# Latency and reaping drift with the machine (reaping is mostly the kernel tearing
+# 10,000 processes down on few cores): the inits take turns, ROUNDS rounds, and each
+# figure is the median of its rounds.
+for round in $(seq "$ROUNDS"); do
+    echo "latency and reaping, round $round of $ROUNDS..." >&2
+    for name in "${ORDER[@]}"; do
+        "$work/helper" latency "$SIGNALS" ${INIT[$name]} 2>/dev/null >>"$work/latency-$name"
+        "${NS[@]}" ${INIT[$name]} "$work/helper" orphans "$ORPHANS" 2>/dev/null >>"$work/reap-$name"
+    done
+done
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+for name in "${ORDER[@]}"; do
+    LAT[$name]=$(awk '{print $1}' "$work/latency-$name" | median)
+    P99[$name]=$(awk '{print $2}' "$work/latency-$name" | median)
+    REAP[$name]=$(median <"$work/reap-$name")
 done
 
 kib() { python3 -c "print(f'{$1/1024:.0f} KiB' if $1 < 1048576 else f'{$1/1048576:.2f} MiB')"; }
@@ -90,9 +100,9 @@ row "idle RSS, KiB" "${RSS[launch]}" "${RSS[tini]}" "${RSS[dumb-init]}" "${RSS[c
 row "idle PSS, KiB" "${PSS[launch]}" "${PSS[tini]}" "${PSS[dumb-init]}" "${PSS[catatonit]}"
 row "idle private memory (Pss_Anon), KiB" "${ANON[launch]}" "${ANON[tini]}" "${ANON[dumb-init]}" "${ANON[catatonit]}"
 row "voluntary context switches in 5 s idle" "${CSW[launch]}" "${CSW[tini]}" "${CSW[dumb-init]}" "${CSW[catatonit]}"
-row "signal forwarding latency, median µs" "${LAT[launch]}" "${LAT[tini]}" "${LAT[dumb-init]}" "${LAT[catatonit]}"
-row "signal forwarding latency, p99 µs" "${P99[launch]}" "${P99[tini]}" "${P99[dumb-init]}" "${P99[catatonit]}"
-row "reap $ORPHANS orphans, median ms of $REAPS" "${REAP[launch]}" "${REAP[tini]}" "${REAP[dumb-init]}" "${REAP[catatonit]}"
+row "signal forwarding latency, median µs (median of $ROUNDS rounds)" "${LAT[launch]}" "${LAT[tini]}" "${LAT[dumb-init]}" "${LAT[catatonit]}"
+row "signal forwarding latency, p99 µs (median of $ROUNDS rounds)" "${P99[launch]}" "${P99[tini]}" "${P99[dumb-init]}" "${P99[catatonit]}"
+row "reap $ORPHANS orphans, ms (median of $ROUNDS rounds)" "${REAP[launch]}" "${REAP[tini]}" "${REAP[dumb-init]}" "${REAP[catatonit]}"
 row "binary size" "$(kib "${SIZE[launch]}") static" "$(kib "${SIZE[tini]}") static" "$(kib "${SIZE[dumb-init]}") dynamic" "$(kib "${SIZE[catatonit]}") static"
 echo
 # Whether plain init's code still sits in the hot sections (.cargo/hot-text.ld): code
