@@ -14,7 +14,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::atomic::{self, Attributes};
 use crate::layout::Layout;
-use crate::yaml::{self, Place, YamlError};
+use crate::yaml::{self, Place, Seg, YamlError};
 
 /// A layer that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,30 @@ pub enum PillarError {
         /// The file.
         place: Place,
         /// What it is instead.
+        found: &'static str,
+    },
+    /// A key that templates could not look up: nothing (`? `, `~:`), a fraction, a list
+    /// or a mapping.
+    #[error(
+        "{place}: a key here is {found}, but pillar keys must be names, whole numbers or \
+         true/false\n  fix: write a name before the colon (quote it if it reads as a number \
+         or as nothing: \"1.5\": ..., \"~\": ...)"
+    )]
+    BadKey {
+        /// The mapping holding the key.
+        place: Place,
+        /// What the key is.
+        found: &'static str,
+    },
+    /// A `--set` whose VALUE holds such a key.
+    #[error(
+        "--set {set:?}: a key in the value is {found}, but pillar keys must be names, whole \
+         numbers or true/false\n  fix: quote the key, or write the value as a string"
+    )]
+    BadSetKey {
+        /// The flag.
+        set: String,
+        /// What the key is.
         found: &'static str,
     },
     /// The file exists but cannot be read.
@@ -219,6 +243,43 @@ fn key_string(key: &Value) -> String {
     }
 }
 
+/// The first key under `map` that Tera cannot take as a map key (it takes strings,
+/// integers and booleans), with the path of the mapping holding it and what it is.
+fn bad_key(map: &Mapping, path: &mut Vec<Seg>) -> Option<(Vec<Seg>, &'static str)> {
+    for (key, value) in map {
+        let found = match key {
+            Value::String(_) | Value::Bool(_) => None,
+            Value::Number(n) if n.is_i64() || n.is_u64() => None,
+            Value::Number(_) => Some("a fraction"),
+            other => Some(yaml::kind(other)),
+        };
+        if let Some(found) = found {
+            return Some((path.clone(), found));
+        }
+        path.push(Seg::Key(key_string(key)));
+        let inner = bad_key_in(value, path);
+        path.pop();
+        if inner.is_some() {
+            return inner;
+        }
+    }
+    None
+}
+
+fn bad_key_in(value: &Value, path: &mut Vec<Seg>) -> Option<(Vec<Seg>, &'static str)> {
+    match value {
+        Value::Mapping(map) => bad_key(map, path),
+        Value::Sequence(items) => items.iter().enumerate().find_map(|(i, item)| {
+            path.push(Seg::Index(i));
+            let found = bad_key_in(item, path);
+            path.pop();
+            found
+        }),
+        Value::Tagged(tagged) => bad_key_in(&tagged.value, path),
+        _ => None,
+    }
+}
+
 /// Reads one layer file: `None` when it does not exist.
 fn read_layer(file: &Path) -> Result<Option<Mapping>, PillarError> {
     let text = match fs::read_to_string(file) {
@@ -233,7 +294,17 @@ fn read_layer(file: &Path) -> Result<Option<Mapping>, PillarError> {
     };
     match yaml::parse(file, &text)? {
         Value::Null => Ok(Some(Mapping::new())),
-        Value::Mapping(map) => Ok(Some(map)),
+        Value::Mapping(map) => match bad_key(&map, &mut Vec::new()) {
+            None => Ok(Some(map)),
+            Some((path, found)) => Err(PillarError::BadKey {
+                place: Place {
+                    file: file.into(),
+                    line: yaml::locate(&text, &path).max(1),
+                    col: 0,
+                },
+                found,
+            }),
+        },
         other => Err(PillarError::NotMapping {
             place: Place {
                 file: file.into(),
@@ -258,6 +329,12 @@ pub fn parse_set(set: &str) -> Result<Mapping, PillarError> {
         Ok(Value::Mapping(_)) | Err(_) => Value::String(raw.to_string()),
         Ok(v) => v,
     };
+    if let Some((_, found)) = bad_key_in(&value, &mut Vec::new()) {
+        return Err(PillarError::BadSetKey {
+            set: set.to_string(),
+            found,
+        });
+    }
     for key in keys.iter().rev() {
         let mut map = Mapping::new();
         map.insert(Value::String(key.to_string()), value);
@@ -367,6 +444,37 @@ mod tests {
 
     fn map(text: &str) -> Mapping {
         serde_yaml::from_str(text).unwrap()
+    }
+
+    fn layer_error(name: &str, text: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("launch-pillar-{name}-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pillar.yml");
+        fs::write(&file, text).unwrap();
+        let result = read_layer(&file);
+        fs::remove_dir_all(&dir).unwrap();
+        result.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn keys_templates_cannot_look_up_are_refused_where_they_are() {
+        let top = layer_error("top", "? \n");
+        assert!(top.contains("pillar.yml:1: a key here is nothing"), "{top}");
+        assert!(top.contains("fix: write a name before the colon"), "{top}");
+        let nested = layer_error("nested", "app:\n  port: 80\n  limits:\n    1.5: x\n");
+        assert!(
+            nested.contains("pillar.yml:3: a key here is a fraction"),
+            "{nested}"
+        );
+        let listed = layer_error("listed", "users:\n  - name: a\n  - [1]: b\n");
+        assert!(listed.contains("a key here is a list"), "{listed}");
+        // Names, whole numbers and true/false are keys Tera takes.
+        assert!(bad_key(&map("a: 1\n2: x\ntrue: y\nn: [{b: 1}]\n"), &mut Vec::new()).is_none());
+        let set = parse_set("a.b=[{? : 1}]").unwrap_err().to_string();
+        assert!(
+            set.contains("--set \"a.b=[{? : 1}]\": a key in the value is nothing"),
+            "{set}"
+        );
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
         }]
     })?;
     let renderer = Renderer::new(&layout, &spec_text).map_err(into_all)?;
-    let context = render::context(&pillar, &layout);
+    let context = render::context(&pillar, &layout).map_err(|e| vec![e.into()])?;
     // From here an error may quote rendered text, and so a secret read while rendering:
     // every such error is masked before anyone sees it.
     let secrets = || {

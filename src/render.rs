@@ -43,6 +43,11 @@ pub enum RenderError {
         /// What to do.
         fix: String,
     },
+    /// The merged pillar cannot be handed to Tera.
+    #[error(
+        "the merged pillar cannot be given to the templates: {0}\n  fix: give every pillar key a name"
+    )]
+    Context(String),
     /// A template file cannot be read.
     #[error("{path}: cannot read: {source}\n  fix: check that the file exists and is UTF-8 text")]
     Read {
@@ -342,9 +347,14 @@ fn plain_message(e: &tera::Error) -> String {
 }
 
 /// The context every template and the spec see: `pillar`, `env`, `project`.
-pub fn context(pillar: &Pillar, layout: &Layout) -> Context {
+///
+/// Fails only on a pillar that [`Pillar::load`] would have refused (a key Tera cannot
+/// take); Tera's own `insert` would panic on it.
+pub fn context(pillar: &Pillar, layout: &Layout) -> Result<Context, RenderError> {
     let mut context = Context::new();
-    context.insert("pillar", &pillar.value);
+    let value = tera::Value::try_from_serializable(&pillar.value)
+        .map_err(|e| RenderError::Context(plain_message(&e)))?;
+    context.insert_value("pillar", value);
     let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
     context.insert("env", &env);
     let mut project = std::collections::BTreeMap::new();
@@ -352,7 +362,7 @@ pub fn context(pillar: &Pillar, layout: &Layout) -> Context {
     project.insert("dir", layout.project.display().to_string());
     project.insert("data", layout.data.display().to_string());
     context.insert("project", &project);
-    context
+    Ok(context)
 }
 
 fn register(tera: &mut Tera, secrets: Arc<Mutex<Vec<String>>>) {
@@ -677,6 +687,23 @@ fn run_check(output: &Output, staged: &Path, secrets: &[String]) -> Result<(), R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pillar_tera_cannot_take_is_an_error_not_a_panic() {
+        let mut pillar = Pillar::new(false);
+        pillar.value = serde_yaml::from_str("a: {? : 1}\n").unwrap();
+        let layout = Layout {
+            name: "x".into(),
+            project: "/p".into(),
+            pillar: "/q".into(),
+            data: "/d".into(),
+        };
+        let e = context(&pillar, &layout).unwrap_err().to_string();
+        assert!(
+            e.contains("the merged pillar cannot be given to the templates"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn shell_quoting() {
