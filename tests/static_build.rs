@@ -40,6 +40,55 @@ fn static_binary_runs_in_an_empty_root() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from scratch\n");
 }
 
+/// What the benchmark's start-up and memory figures rest on (docs/performance.md): a
+/// non-PIE executable (no self-relocation at each start) whose start-up code build.rs
+/// gathered with .cargo/hot-text.ld, glibc's part next to .init and .iplt.
+#[test]
+fn static_binary_is_non_pie_with_plain_inits_code_gathered() {
+    let bin = support::static_launch();
+    let header = Command::new("readelf")
+        .args(["-hW"])
+        .arg(bin)
+        .output()
+        .expect("readelf (binutils, with gcc) is installed by scripts/test");
+    let header = String::from_utf8_lossy(&header.stdout);
+    assert!(
+        header.contains("EXEC (Executable file)"),
+        "not a fixed-address executable:\n{header}"
+    );
+    let sections = Command::new("readelf")
+        .args(["-SW"])
+        .arg(bin)
+        .output()
+        .unwrap();
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    let size = |name: &str| {
+        sections
+            .lines()
+            .find(|l| l.split_whitespace().any(|w| w == name))
+            .and_then(|l| {
+                let fields: Vec<&str> = l.split_whitespace().collect();
+                let at = fields.iter().position(|f| *f == "PROGBITS")?;
+                u64::from_str_radix(fields.get(at + 3)?, 16).ok()
+            })
+            .unwrap_or(0)
+    };
+    // Tens of KiB each when the script's patterns match; 0 when the section is missing.
+    assert!(size(".text.hot") > 32 * 1024, "{sections}");
+    assert!(size(".text.hot.libc") > 32 * 1024, "{sections}");
+    let order: Vec<&str> = sections
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with('.') || w.starts_with("__"))
+        })
+        .collect();
+    let at = |name: &str| order.iter().position(|s| *s == name).unwrap_or(usize::MAX);
+    assert!(at(".text.hot") < at(".text"), "{order:?}");
+    assert!(at(".text") < at(".text.hot.libc"), "{order:?}");
+    assert!(at(".text.hot.libc") < at(".iplt"), "{order:?}");
+}
+
 fn tempdir(name: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("{name}-{}", std::process::id()));
