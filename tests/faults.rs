@@ -133,7 +133,9 @@ fn children_killed_at_random_moments_leave_no_zombie() {
     let p = Project::new("fault-random-kills");
     p.write(
         "project/launch.yml",
-        "processes:\n  setup: {command: \"sleep 0.05\", kind: oneshot, optional: true}\n  a: {command: \"sleep 0.2; exec sleep 1000\", depends_on: [setup]}\n  b: {command: \"(sleep 1000 &); exec sleep 1000\", depends_on: [a]}\n  c: {command: \"trap '' TERM; while :; do sleep 0.05; done\", depends_on: [b], stop_timeout: 300ms}\n",
+        // Many kills land on the same process: the crash-loop limit is out of the way,
+        // or launch would (rightly) give the processes up and stop before the check.
+        "processes:\n  setup: {command: \"sleep 0.05\", kind: oneshot, optional: true}\n  a: {command: \"sleep 0.2; exec sleep 1000\", depends_on: [setup], max_restarts: 1000}\n  b: {command: \"(sleep 1000 &); exec sleep 1000\", depends_on: [a], max_restarts: 1000}\n  c: {command: \"trap '' TERM; while :; do sleep 0.05; done\", depends_on: [b], stop_timeout: 300ms, max_restarts: 1000}\n",
     );
     let mut launch = start(&p);
     let pid = launch.pid;
