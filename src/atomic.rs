@@ -1,123 +1,104 @@
 //! Writing a file so that readers see the old content or the new, never a mix, and a
-//! crash leaves the old file intact: stage a temporary file in the same directory,
-//! fsync it, give it its mode and owner, then rename it over the destination and fsync
-//! the directory.
+//! crash leaves the old file intact: stage a file under an unpredictable name in the
+//! destination's directory (held open, reached without following anyone else's
+//! symlinks: [`crate::volume::access`]), set its owner and mode on the descriptor, make
+//! it durable, then rename it over the destination inside that directory.
 //!
 //! Staging and committing are separate steps so that a caller with many files can stage
 //! them all (and run checks on them) before any of them replaces its destination.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use nix::unistd::{Gid, Uid, chown};
+use crate::volume::access::{AccessError, Dir, Trust};
+pub use crate::volume::access::{Attributes, Committed, Staged, TEMP_PREFIX};
 
 /// Errors of staging and committing, with the path they concern.
 #[derive(Debug, thiserror::Error)]
 pub enum AtomicError {
-    /// The destination's directory could not be created.
-    #[error("{path}: cannot create the directory: {source}")]
-    CreateDir {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// The staged file could not be written.
-    #[error("{path}: cannot write (is the directory writable, is the disk full?): {source}")]
-    Write {
-        /// The destination.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// Mode or owner could not be set.
-    #[error("{path}: cannot set mode or owner (launch must run as root to chown): {source}")]
-    Attributes {
-        /// The destination.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// The rename (and the in-place fallback) failed.
-    #[error("{path}: cannot replace the file: {source}")]
-    Replace {
-        /// The destination.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
+    /// The destination's directory cannot be reached or created, or the file cannot be
+    /// written, given its attributes or put in place.
+    #[error("{0}")]
+    Access(#[from] AccessError),
     /// The destination is a directory.
     #[error("{path}: is a directory; the destination must be a file path")]
     IsDirectory {
         /// The destination.
         path: PathBuf,
     },
+    /// The destination has no file name (`/`, or ending in `..`).
+    #[error("{path}: names no file")]
+    NoFileName {
+        /// The destination.
+        path: PathBuf,
+    },
 }
 
-/// Mode and owner a written file gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attributes {
-    /// Permission bits (e.g. 0o644).
-    pub mode: u32,
-    /// Owner; `None` keeps launch's own.
-    pub uid: Option<u32>,
-    /// Group; `None` keeps launch's own.
-    pub gid: Option<u32>,
-}
-
-/// A file written beside its destination, not yet in place. Dropping it removes it.
-#[derive(Debug)]
-pub struct Staged {
-    file: File,
-    temp: PathBuf,
-    dest: PathBuf,
-    committed: bool,
-}
-
-/// How a commit went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Committed {
-    /// Renamed into place: atomic.
-    Renamed,
-    /// The destination is a mount point (a single-file bind mount: rename says EBUSY),
-    /// so the content was written into it in place.
-    InPlace,
-}
-
-/// The prefix of launch's temporary files; leftovers of a crash carry it.
-pub const TEMP_PREFIX: &str = ".launch-tmp.";
-
-impl Staged {
-    /// Where the staged content is (for check commands).
-    pub fn path(&self) -> &Path {
-        &self.temp
+impl AtomicError {
+    /// The underlying system error, when there is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            AtomicError::Access(e) => e.errno(),
+            _ => None,
+        }
     }
+}
 
-    /// Puts the staged file in place. It must have been made durable first
-    /// ([`make_durable`]), or the rename could reach the disk before the content.
-    pub fn commit(mut self) -> Result<Committed, AtomicError> {
-        let how = match fs::rename(&self.temp, &self.dest) {
-            Ok(()) => Committed::Renamed,
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                copy_in_place(&self.temp, &self.dest).map_err(|source| AtomicError::Replace {
-                    path: self.dest.clone(),
-                    source,
-                })?;
-                let _ = fs::remove_file(&self.temp);
-                Committed::InPlace
-            }
-            Err(source) => {
-                return Err(AtomicError::Replace {
-                    path: self.dest.clone(),
-                    source,
-                });
-            }
-        };
-        self.committed = true;
-        Ok(how)
+/// The directory of `dest` (held, created if missing) and its file name.
+pub fn parent_of<'a>(
+    dest: &'a Path,
+    trust: &Trust,
+    create: bool,
+) -> Result<(Option<Dir>, &'a OsStr), AtomicError> {
+    let name = dest
+        .file_name()
+        .ok_or_else(|| AtomicError::NoFileName { path: dest.into() })?;
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = if dir.is_absolute() {
+        Dir::resolve(dir, trust, create)?
+    } else {
+        // A relative destination (a test, a host checkout) starts where launch runs.
+        let absolute = std::path::absolute(dir).map_err(|source| AccessError::Io {
+            path: dir.into(),
+            op: "resolve",
+            source,
+        })?;
+        Dir::resolve(&absolute, trust, create)?
+    };
+    Ok((dir, name))
+}
+
+/// Writes `content` to a new staged file beside `dest` with `attrs`, creating missing
+/// parent directories (root's, 0755). Not yet flushed: see [`make_durable`].
+pub fn stage(
+    dest: &Path,
+    content: &[u8],
+    attrs: Attributes,
+    trust: &Trust,
+) -> Result<Staged, AtomicError> {
+    let (dir, name) = parent_of(dest, trust, true)?;
+    let dir = dir.ok_or_else(|| AtomicError::NoFileName { path: dest.into() })?;
+    stage_in(&dir, name, content, attrs)
+}
+
+/// Stages `content` as `name` in the held directory `dir`.
+pub fn stage_in(
+    dir: &Dir,
+    name: &OsStr,
+    content: &[u8],
+    attrs: Attributes,
+) -> Result<Staged, AtomicError> {
+    if let Some(st) = dir.lstat_name(name)? {
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            return Err(AtomicError::IsDirectory {
+                path: dir.path().join(name),
+            });
+        }
     }
+    Ok(Staged::new(dir, name, content, attrs)?)
 }
 
 /// Flushes staged files to disk before they are renamed into place: one `syncfs` per
@@ -126,16 +107,13 @@ impl Staged {
 pub fn make_durable(staged: &[&Staged]) -> Result<(), AtomicError> {
     let mut done = Vec::new();
     for s in staged {
-        let dev = s
-            .file
-            .metadata()
-            .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
-            .ok();
+        let dev = s.dir().stat().ok().map(|st| st.st_dev);
         if done.contains(&dev) {
             continue;
         }
-        nix::unistd::syncfs(&s.file).map_err(|e| AtomicError::Write {
-            path: s.dest.clone(),
+        nix::unistd::syncfs(s.file()).map_err(|e| AccessError::Io {
+            path: s.dest(),
+            op: "flush",
             source: e.into(),
         })?;
         done.push(dev);
@@ -143,108 +121,75 @@ pub fn make_durable(staged: &[&Staged]) -> Result<(), AtomicError> {
     Ok(())
 }
 
-/// Makes renames into `dirs` durable: one fsync per directory.
-pub fn sync_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) {
-    let mut done: Vec<&Path> = Vec::new();
-    for dir in dirs {
-        if !done.contains(&dir) {
-            let _ = File::open(dir).and_then(|d| d.sync_all());
-            done.push(dir);
+/// A [`commit_all`] that stopped: the destinations already replaced, and why the next
+/// one was not.
+pub type PartlyCommitted = (Vec<PathBuf>, AtomicError);
+
+/// Puts every staged file in place, in order, then makes the renames durable (one fsync
+/// per directory). On the first failure, returns the destinations already replaced and
+/// the error; the files not yet committed are removed.
+pub fn commit_all(staged: Vec<Staged>) -> Result<Vec<(PathBuf, Committed)>, PartlyCommitted> {
+    let mut done = Vec::new();
+    let mut dirs: Vec<(u64, u64, Dir)> = Vec::new();
+    for file in staged {
+        let dest = file.dest();
+        let dir = file.dir().try_clone().ok();
+        match file.commit() {
+            Ok(how) => done.push((dest, how)),
+            Err(e) => return Err((done.into_iter().map(|(d, _)| d).collect(), e.into())),
+        }
+        if let Some(dir) = dir {
+            if let Ok(st) = dir.stat() {
+                if !dirs
+                    .iter()
+                    .any(|(d, i, _)| (*d, *i) == (st.st_dev, st.st_ino))
+                {
+                    dirs.push((st.st_dev, st.st_ino, dir));
+                }
+            }
         }
     }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.temp);
-        }
+    for (_, _, dir) in &dirs {
+        dir.sync();
     }
-}
-
-/// Writes `content` to a temporary sibling of `dest` with `attrs`, creating missing
-/// parent directories (0755). Not yet flushed: see [`make_durable`].
-pub fn stage(dest: &Path, content: &[u8], attrs: Attributes) -> Result<Staged, AtomicError> {
-    if dest.is_dir() {
-        return Err(AtomicError::IsDirectory { path: dest.into() });
-    }
-    let dir = dest
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|source| AtomicError::CreateDir {
-        path: dir.into(),
-        source,
-    })?;
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!("{TEMP_PREFIX}{}.{name}", std::process::id()));
-    let write_error = |source| AtomicError::Write {
-        path: dest.into(),
-        source,
-    };
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&temp)
-        .map_err(write_error)?;
-    // Owned from here: a failed write (a full disk) drops it, which removes the file.
-    let mut staged = Staged {
-        file,
-        temp,
-        dest: dest.into(),
-        committed: false,
-    };
-    staged.file.write_all(content).map_err(write_error)?;
-    set_attributes(&staged.temp, attrs).map_err(|source| AtomicError::Attributes {
-        path: dest.into(),
-        source,
-    })?;
-    Ok(staged)
+    Ok(done)
 }
 
 /// Stages, flushes and commits one file.
-pub fn write(dest: &Path, content: &[u8], attrs: Attributes) -> Result<Committed, AtomicError> {
-    let staged = stage(dest, content, attrs)?;
-    staged
-        .file
-        .sync_all()
-        .map_err(|source| AtomicError::Write {
-            path: dest.into(),
-            source,
-        })?;
+pub fn write(
+    dest: &Path,
+    content: &[u8],
+    attrs: Attributes,
+    trust: &Trust,
+) -> Result<Committed, AtomicError> {
+    let (dir, name) = parent_of(dest, trust, true)?;
+    let dir = dir.ok_or_else(|| AtomicError::NoFileName { path: dest.into() })?;
+    write_in(&dir, name, content, attrs)
+}
+
+/// Stages, flushes and commits `name` in the held directory `dir`.
+pub fn write_in(
+    dir: &Dir,
+    name: &OsStr,
+    content: &[u8],
+    attrs: Attributes,
+) -> Result<Committed, AtomicError> {
+    let staged = stage_in(dir, name, content, attrs)?;
+    staged.file().sync_all().map_err(|source| AccessError::Io {
+        path: staged.dest(),
+        op: "flush",
+        source,
+    })?;
     let how = staged.commit()?;
-    sync_dirs(dest.parent());
+    dir.sync();
     Ok(how)
-}
-
-fn set_attributes(path: &Path, attrs: Attributes) -> io::Result<()> {
-    if attrs.uid.is_some() || attrs.gid.is_some() {
-        chown(
-            path,
-            attrs.uid.map(Uid::from_raw),
-            attrs.gid.map(Gid::from_raw),
-        )?;
-    }
-    // After chown, which may clear set-id bits.
-    fs::set_permissions(path, fs::Permissions::from_mode(attrs.mode))
-}
-
-fn copy_in_place(from: &Path, to: &Path) -> io::Result<()> {
-    let content = fs::read(from)?;
-    let mut file = OpenOptions::new().write(true).truncate(true).open(to)?;
-    file.write_all(&content)?;
-    file.sync_all()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     fn tmp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("launch-atomic-{name}-{}", std::process::id()));
@@ -257,12 +202,14 @@ mod tests {
     fn writes_with_mode_and_creates_parents() {
         let dir = tmp("mode");
         let dest = dir.join("a/b/file.conf");
-        let attrs = Attributes {
-            mode: 0o640,
-            uid: None,
-            gid: None,
-        };
-        assert_eq!(write(&dest, b"hello\n", attrs).unwrap(), Committed::Renamed);
+        let how = write(
+            &dest,
+            b"hello\n",
+            Attributes::mode(0o640),
+            &Trust::default(),
+        )
+        .unwrap();
+        assert_eq!(how, Committed::Renamed);
         assert_eq!(fs::read(&dest).unwrap(), b"hello\n");
         assert_eq!(
             fs::metadata(&dest).unwrap().permissions().mode() & 0o7777,
@@ -278,17 +225,8 @@ mod tests {
         let dir = tmp("drop");
         let dest = dir.join("file");
         fs::write(&dest, "old").unwrap();
-        let staged = stage(
-            &dest,
-            b"new",
-            Attributes {
-                mode: 0o644,
-                uid: None,
-                gid: None,
-            },
-        )
-        .unwrap();
-        assert!(staged.path().exists());
+        let staged = stage(&dest, b"new", Attributes::mode(0o644), &Trust::default()).unwrap();
+        assert!(staged.temp_path().exists());
         drop(staged);
         assert_eq!(fs::read_to_string(&dest).unwrap(), "old");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
@@ -298,17 +236,26 @@ mod tests {
     #[test]
     fn a_directory_is_refused() {
         let dir = tmp("isdir");
+        fs::create_dir(dir.join("sub")).unwrap();
         let err = write(
-            &dir,
+            &dir.join("sub"),
             b"x",
-            Attributes {
-                mode: 0o644,
-                uid: None,
-                gid: None,
-            },
+            Attributes::mode(0o644),
+            &Trust::default(),
         )
         .unwrap_err();
-        assert!(matches!(err, AtomicError::IsDirectory { .. }));
+        assert!(matches!(err, AtomicError::IsDirectory { .. }), "{err}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn staged_names_cannot_be_guessed() {
+        let dir = tmp("names");
+        let dest = dir.join("f");
+        let a = stage(&dest, b"1", Attributes::mode(0o600), &Trust::default()).unwrap();
+        let b = stage(&dest, b"2", Attributes::mode(0o600), &Trust::default()).unwrap();
+        assert_ne!(a.temp_path(), b.temp_path());
+        drop((a, b));
         fs::remove_dir_all(dir).unwrap();
     }
 }

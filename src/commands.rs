@@ -106,7 +106,16 @@ pub fn reconfigure(options: &Options) -> i32 {
     };
     let report = match reconfigure::apply(&plan) {
         Ok(report) => report,
-        Err(errors) => return report_errors(&errors, "reconfigure"),
+        Err(failure) => {
+            for e in &failure.errors {
+                eprintln!("launch: {e}");
+            }
+            eprintln!(
+                "launch reconfigure: {}",
+                written_before(&failure.report.changes(&plan))
+            );
+            return code::CONFIG;
+        }
     };
     if report.wrote_operator_file {
         eprintln!(
@@ -183,6 +192,18 @@ fn report_ssh(ssh: &crate::ssh::Installed) {
         ssh.keys.len(),
         ssh.authorized_keys.display()
     );
+}
+
+/// What a failure midway had already written, in one sentence.
+pub fn written_before(changes: &[String]) -> String {
+    if changes.is_empty() {
+        "stopped at the error above; nothing was written".into()
+    } else {
+        format!(
+            "stopped at the error above; written before it: {}",
+            changes.join(", ")
+        )
+    }
 }
 
 fn report_errors(errors: &[ConfigError], what: &str) -> i32 {

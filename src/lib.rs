@@ -14,6 +14,8 @@
 //!   image's accounts, and [`commands`] for what `check` and `reconfigure` print (with
 //!   [`diff`] for its diffs).
 //! - [`seed`], [`ssh`]: the volume: seeding empty paths, SSH keys, host keys, sshd.
+//! - [`volume`]: touching files others can write (held directories, bounded reads,
+//!   staged writes), which every module above uses for the volume and the app's files.
 //! - [`control`]: the control socket of a running `launch run` (`launch status`, ...).
 //! - [`scaffold`]: `launch init`, a new project from the built-in `image-template/`.
 
@@ -33,4 +35,5 @@ pub mod spec;
 pub mod ssh;
 pub mod supervise;
 pub mod users;
+pub mod volume;
 pub mod yaml;

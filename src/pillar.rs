@@ -14,6 +14,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::atomic::{self, Attributes};
 use crate::layout::Layout;
+use crate::volume::access::{self, Dir, Trust};
 use crate::yaml::{self, Place, Seg, YamlError};
 
 /// A layer that cannot be used.
@@ -57,13 +58,14 @@ pub enum PillarError {
         /// What the key is.
         found: &'static str,
     },
-    /// The file exists but cannot be read.
-    #[error("{path}: cannot read: {source}\n  fix: check the file's permissions")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
+    /// The file cannot be read, or is not a regular file of sane size.
+    #[error("{0}")]
+    Access(access::AccessError),
+    /// The file is not UTF-8 text.
+    #[error("{place}: is not UTF-8 text\n  fix: save the file as UTF-8")]
+    NotUtf8 {
+        /// Where the first bad byte is.
+        place: Place,
     },
     /// A `--set` that is not `a.b=VALUE`.
     #[error("--set {0:?}: write --set key.path=VALUE, e.g. --set nginx.port=8080")]
@@ -101,21 +103,13 @@ impl Pillar {
         track_origins: bool,
     ) -> Result<Pillar, Vec<PillarError>> {
         let mut files = vec![layout.defaults_file()];
-        if let Ok(entries) = fs::read_dir(&layout.pillar) {
-            let mut overrides: Vec<PathBuf> = entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
-                .collect();
-            overrides.sort();
-            files.extend(overrides);
-        }
+        files.extend(override_files(layout));
         files.push(layout.operator_file());
 
         let mut pillar = Pillar::new(track_origins);
         let mut errors = Vec::new();
         for file in files {
-            match read_layer(&file) {
+            match read_layer(&file, Some(&layout.data)) {
                 Ok(Some(layer)) => pillar.merge_layer(file.display().to_string(), layer),
                 Ok(None) => {}
                 Err(e) => errors.push(e),
@@ -280,18 +274,32 @@ fn bad_key_in(value: &Value, path: &mut Vec<Seg>) -> Option<(Vec<Seg>, &'static 
     }
 }
 
-/// Reads one layer file: `None` when it does not exist.
-fn read_layer(file: &Path) -> Result<Option<Mapping>, PillarError> {
-    let text = match fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(PillarError::Read {
-                path: file.into(),
-                source,
-            });
-        }
+/// Reads one layer file: `None` when it does not exist. The operator's file is read
+/// strictly beneath the volume (`volume` is `Some`), the image's through
+/// [`access::read_path`]: never through a planted symlink, never a FIFO, never more than
+/// [`access::max_file_size`] bytes, never nested deeper than [`yaml::MAX_DEPTH`].
+fn read_layer(file: &Path, volume: Option<&Path>) -> Result<Option<Mapping>, PillarError> {
+    let limit = access::max_file_size();
+    let read = match volume.and_then(|v| file.strip_prefix(v).ok().map(|rel| (v, rel))) {
+        Some((volume, rel)) => access::read_beneath(volume, rel, limit),
+        None => access::read_path(file, &Trust::default(), limit),
     };
+    let bytes = match read {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(None),
+        Err(source) => return Err(PillarError::Access(source)),
+    };
+    let text = String::from_utf8(bytes).map_err(|e| PillarError::NotUtf8 {
+        place: Place {
+            file: file.into(),
+            line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count(),
+            col: 0,
+        },
+    })?;
+    yaml::check_depth(file, &text)?;
     match yaml::parse(file, &text)? {
         Value::Null => Ok(Some(Mapping::new())),
         Value::Mapping(map) => match bad_key(&map, &mut Vec::new()) {
@@ -346,62 +354,56 @@ pub fn parse_set(set: &str) -> Result<Mapping, PillarError> {
     }
 }
 
-/// The operator's directory, `configuration/`: root's, 0750, created if missing and its
-/// own mode and owner corrected at every start (the files in it are left as the
-/// operator keeps them; no recursive walk of the volume).
-pub fn prepare_configuration_dir(layout: &Layout) -> Result<(), PillarError> {
-    let dir = layout.data.join("configuration");
-    let error = |source| {
-        PillarError::Write(atomic::AtomicError::CreateDir {
-            path: dir.clone(),
-            source,
+/// The operator's directory, `configuration/`, held: root's, 0750, created if missing
+/// and its own mode and owner corrected at every start through its descriptor (the
+/// files in it are left as the operator keeps them; no recursive walk of the volume).
+/// A symlink there is refused, never followed.
+pub fn prepare_configuration_dir(layout: &Layout) -> Result<Dir, PillarError> {
+    let volume = Dir::open_root(&layout.data, true)?.ok_or_else(|| {
+        PillarError::Access(access::AccessError::Io {
+            path: layout.data.clone(),
+            op: "open the volume",
+            source: io::ErrorKind::NotFound.into(),
         })
-    };
-    match fs::symlink_metadata(&dir) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            return Err(error(io::Error::other(
-                "is a symlink; launch does not follow it",
-            )));
-        }
-        Ok(_) => {}
-        Err(_) => fs::create_dir_all(&dir).map_err(error)?,
-    }
-    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o750))
-        .map_err(error)?;
-    if nix::unistd::geteuid().is_root() {
-        std::os::unix::fs::chown(&dir, Some(0), Some(0)).map_err(error)?;
-    }
-    Ok(())
+    })?;
+    let owner = nix::unistd::geteuid().is_root().then_some((0, 0));
+    let attrs = Attributes::owned(0o750, owner);
+    let dir = volume
+        .open_dir(Path::new("configuration"), Some(attrs))?
+        .ok_or_else(|| {
+            PillarError::Access(access::AccessError::Io {
+                path: layout.data.join("configuration"),
+                op: "create",
+                source: io::ErrorKind::NotFound.into(),
+            })
+        })?;
+    dir.set_attributes(attrs)?;
+    Ok(dir)
 }
 
-/// On first start the operator's file does not exist: create it with every default
-/// commented out, so that the file they will edit shows every knob. Returns true when
-/// it was written; an existing file is never touched.
-pub fn write_operator_file(layout: &Layout) -> Result<bool, PillarError> {
-    let dest = layout.operator_file();
-    if fs::symlink_metadata(&dest).is_ok() {
-        return Ok(false);
+impl From<access::AccessError> for PillarError {
+    fn from(e: access::AccessError) -> PillarError {
+        PillarError::Access(e)
     }
+}
+
+/// The text of a new operator file: every default, commented out.
+fn operator_file_text(layout: &Layout) -> String {
     let mut text = String::from(
         "# The operator's configuration of this service: launch reads it at every start\n\
          # and on `docker kill -s HUP`. Uncomment a line and change its value to override\n\
          # the image's default; `launch check --show-pillar` shows the merged result.\n",
     );
     let mut sources = vec![layout.defaults_file()];
-    if let Ok(entries) = fs::read_dir(&layout.pillar) {
-        let mut more: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        more.sort();
-        sources.extend(
-            more.into_iter()
-                .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml")),
-        );
-    }
+    sources.extend(override_files(layout));
     for source in sources {
-        let Ok(defaults) = fs::read_to_string(&source) else {
+        let Ok(Some(defaults)) =
+            access::read_path(&source, &Trust::default(), access::max_file_size())
+        else {
             continue;
         };
         let _ = write!(text, "\n# --- defaults from {} ---\n", source.display());
-        for line in defaults.lines() {
+        for line in String::from_utf8_lossy(&defaults).lines() {
             if line.trim().is_empty() {
                 text.push('\n');
             } else {
@@ -413,27 +415,38 @@ pub fn write_operator_file(layout: &Layout) -> Result<bool, PillarError> {
             }
         }
     }
-    let config_dir = dest.parent().unwrap_or(Path::new("."));
-    if !config_dir.exists() {
-        fs::create_dir_all(config_dir).map_err(|source| {
-            PillarError::Write(atomic::AtomicError::CreateDir {
-                path: config_dir.into(),
-                source,
-            })
-        })?;
-        let _ = fs::set_permissions(
-            config_dir,
-            std::os::unix::fs::PermissionsExt::from_mode(0o750),
-        );
+    text
+}
+
+/// The image's `pillar/*.yml` (and `.yaml`), sorted by name.
+fn override_files(layout: &Layout) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(&layout.pillar) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// On first start the operator's file does not exist: create it in the held
+/// `configuration/` with every default commented out, so that the file they will edit
+/// shows every knob. Returns true when it was written; an existing name (whatever it
+/// is) is never touched.
+pub fn write_operator_file(layout: &Layout, dir: &Dir) -> Result<bool, PillarError> {
+    let name = std::ffi::OsStr::new("pillar.yml");
+    if dir.lstat_name(name)?.is_some() {
+        return Ok(false);
     }
-    atomic::write(
-        &dest,
-        text.as_bytes(),
-        Attributes {
-            mode: 0o640,
-            uid: None,
-            gid: None,
-        },
+    let owner = nix::unistd::geteuid().is_root().then_some((0, 0));
+    atomic::write_in(
+        dir,
+        name,
+        operator_file_text(layout).as_bytes(),
+        Attributes::owned(0o640, owner),
     )?;
     Ok(true)
 }
@@ -451,7 +464,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let file = dir.join("pillar.yml");
         fs::write(&file, text).unwrap();
-        let result = read_layer(&file);
+        let result = read_layer(&file, None);
         fs::remove_dir_all(&dir).unwrap();
         result.unwrap_err().to_string()
     }

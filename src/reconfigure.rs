@@ -10,6 +10,7 @@ use crate::pillar::{self, Pillar, PillarError};
 use crate::render::{self, Applied, Output, RenderError, Renderer};
 use crate::spec::{self, Spec, SpecError};
 use crate::users::Accounts;
+use crate::volume::access::{Dir, TEMP_PREFIX, Trust};
 
 /// Any configuration problem; each says file:line and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,9 @@ pub enum ConfigError {
     /// An error whose text would have shown a secret's value: the text, masked.
     #[error("{0}")]
     Masked(String),
+    /// A file or directory launch refuses to touch.
+    #[error("{0}")]
+    Access(#[from] crate::volume::access::AccessError),
     /// launch.yml could not be read.
     #[error("{path}: cannot read: {source}\n  fix: check the file's permissions")]
     ReadSpec {
@@ -90,6 +94,39 @@ pub struct Plan {
     pub first_start: bool,
     /// What seeding would do.
     pub seeds: Vec<crate::seed::Outcome>,
+    /// Which directories' symlinks launch may follow (not the volume's).
+    pub trust: Trust,
+}
+
+/// Symlinks in directories only root can change are the image's and may be followed;
+/// in the volume they are the operator's, whoever owns the directory on disk.
+fn volume_trust(layout: &Layout) -> Trust {
+    let mut trust = Trust::default();
+    trust.distrust(&layout.data);
+    trust
+}
+
+/// The volume's own directories must be directories, not symlinks or files: found
+/// here, before anything is written, rather than halfway through [`apply`].
+fn check_volume(layout: &Layout, spec: &Spec) -> Vec<ConfigError> {
+    let mut names = vec!["configuration"];
+    if spec.data_owner.is_some() {
+        names.push("data");
+    }
+    if spec.ssh.is_some() {
+        names.push("ssh");
+        names.push("ssh/host");
+    }
+    let volume = match Dir::open_root(&layout.data, true) {
+        Ok(Some(volume)) => volume,
+        Ok(None) => return Vec::new(),
+        Err(e) => return vec![ConfigError::Access(e)],
+    };
+    names
+        .into_iter()
+        .filter_map(|name| volume.open_dir(std::path::Path::new(name), None).err())
+        .map(ConfigError::Access)
+        .collect()
 }
 
 /// Step 1 of the start-up: resolve, load, merge, render and parse, all in memory.
@@ -134,12 +171,13 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
         }
     }
 
+    let trust = volume_trust(&layout);
     let mut outputs = Vec::new();
-    let mut errors = Vec::new();
+    let mut errors = check_volume(&layout, &spec);
     for template in &spec.templates {
         match renderer
             .render(template, &spec_file, &context)
-            .and_then(|content| Output::compare(template.clone(), content, &spec_file))
+            .and_then(|content| Output::compare(template.clone(), content, &spec_file, &trust))
         {
             Ok(output) => outputs.push(output),
             Err(e) => errors.push(e.into()),
@@ -156,6 +194,7 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
         return Err(hide(errors));
     }
     Ok(Plan {
+        trust,
         seeds,
         first_start: fs::symlink_metadata(layout.operator_file()).is_err(),
         secrets: secrets(),
@@ -179,27 +218,112 @@ pub struct Report {
     pub seeds: Vec<crate::seed::Outcome>,
     /// What installing SSH access did.
     pub ssh: Option<crate::ssh::Installed>,
+    /// Staged files of a killed launch, removed.
+    pub leftovers: usize,
 }
 
-/// Steps 2 to 4: writes what the plan says (the operator's file on first start, the
-/// changed outputs, all or none).
-pub fn apply(plan: &Plan) -> Result<Report, Vec<ConfigError>> {
-    crate::seed::prepare_data_dir(&plan.layout.data, plan.spec.data_owner)
-        .map_err(|e| vec![e.into()])?;
-    let seeds = crate::seed::apply(&plan.spec.seed, &plan.layout.project, &plan.layout.data)
-        .map_err(into_all)?;
-    let ssh = install_ssh(plan).map_err(|e| vec![e])?;
-    let written = render::apply(&plan.outputs, &plan.secrets).map_err(into_all)?;
-    pillar::prepare_configuration_dir(&plan.layout).map_err(|e| vec![e.into()])?;
-    let wrote_operator_file =
-        pillar::write_operator_file(&plan.layout).map_err(|e| vec![e.into()])?;
-    Ok(Report {
-        ssh,
-        seeds,
-        wrote_operator_file,
-        unchanged: plan.outputs.len() - written.len(),
-        written,
-    })
+impl Report {
+    /// What was written, in words, for a message after a failure midway.
+    pub fn changes(&self, plan: &Plan) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.wrote_operator_file {
+            out.push(plan.layout.operator_file().display().to_string());
+        }
+        for seed in &self.seeds {
+            if let crate::seed::Outcome::Seeded { target, .. } = seed {
+                out.push(format!("seeded {}", target.display()));
+            }
+        }
+        if let Some(ssh) = &self.ssh {
+            out.push(ssh.authorized_keys.display().to_string());
+        }
+        out.extend(self.written.iter().map(|w| w.dest.display().to_string()));
+        out
+    }
+}
+
+/// [`apply`] stopped at an error; `report` is what it had done before.
+#[derive(Debug)]
+pub struct Failure {
+    /// What was written before the error.
+    pub report: Report,
+    /// The errors.
+    pub errors: Vec<ConfigError>,
+}
+
+/// Steps 2 to 4: writes what the plan says. Everything was read and validated by
+/// [`plan`]; what can still fail here is the system (a full disk, a name swapped since),
+/// and then the [`Failure`] says what was already written (and a reload still notifies
+/// the processes of the templates that were). The operator's file comes last: on a
+/// first start there is nothing yet to lose.
+pub fn apply(plan: &Plan) -> Result<Report, Box<Failure>> {
+    let mut report = Report {
+        leftovers: remove_leftovers(plan),
+        ..Report::default()
+    };
+    let fail = |report: Report, errors: Vec<ConfigError>| Box::new(Failure { report, errors });
+    if let Err(e) = crate::seed::prepare_data_dir(&plan.layout.data, plan.spec.data_owner) {
+        return Err(fail(report, vec![e.into()]));
+    }
+    match crate::seed::apply(&plan.spec.seed, &plan.layout.project, &plan.layout.data) {
+        Ok(seeds) => report.seeds = seeds,
+        Err(e) => return Err(fail(report, into_all(e))),
+    }
+    match install_ssh(plan) {
+        Ok(ssh) => report.ssh = ssh,
+        Err(e) => return Err(fail(report, vec![e])),
+    }
+    let result = render::apply(
+        &plan.outputs,
+        &plan.secrets,
+        &plan.trust,
+        &mut report.written,
+    );
+    report.unchanged = plan.outputs.len() - report.written.len();
+    if let Err(e) = result {
+        return Err(fail(report, into_all(e)));
+    }
+    let config_dir = match pillar::prepare_configuration_dir(&plan.layout) {
+        Ok(dir) => dir,
+        Err(e) => return Err(fail(report, vec![e.into()])),
+    };
+    match pillar::write_operator_file(&plan.layout, &config_dir) {
+        Ok(wrote) => report.wrote_operator_file = wrote,
+        Err(e) => return Err(fail(report, vec![e.into()])),
+    }
+    Ok(report)
+}
+
+/// Removes what a killed launch had staged in the directories launch writes to.
+fn remove_leftovers(plan: &Plan) -> usize {
+    let mut dirs: Vec<std::path::PathBuf> = plan
+        .outputs
+        .iter()
+        .filter_map(|o| o.template.dest.parent().map(Into::into))
+        .collect();
+    dirs.push(plan.layout.data.join("configuration"));
+    if plan.spec.ssh.is_some() {
+        dirs.push(plan.layout.data.join("ssh/host"));
+    }
+    dirs.sort();
+    dirs.dedup();
+    let mut removed = 0;
+    for dir in dirs {
+        if let Ok(Some(held)) = Dir::resolve(&dir, &plan.trust, false) {
+            removed += held.remove_leftovers(TEMP_PREFIX, true);
+        }
+    }
+    if let Some(home) = plan
+        .spec
+        .ssh
+        .as_ref()
+        .and_then(|ssh| Accounts::load(std::path::Path::new("/")).user(&ssh.user))
+    {
+        if let Ok(Some(held)) = Dir::resolve(&home.home.join(".ssh"), &plan.trust, false) {
+            removed += held.remove_leftovers(TEMP_PREFIX, true);
+        }
+    }
+    removed
 }
 
 /// Installs the volume's SSH keys (and host keys, sshd config) when the spec asks.
@@ -212,6 +336,7 @@ pub fn install_ssh(plan: &Plan) -> Result<Option<crate::ssh::Installed>, ConfigE
         ssh,
         &plan.layout.data,
         &accounts,
+        &plan.trust,
     )?))
 }
 

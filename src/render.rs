@@ -22,6 +22,7 @@ use crate::atomic::{self, AtomicError, Attributes, Committed};
 use crate::layout::Layout;
 use crate::pillar::Pillar;
 use crate::spec::{self, Template};
+use crate::volume::access::{self, AccessError, Trust};
 use crate::yaml::{self, Place};
 
 /// Where secrets are read from unless `$LAUNCH_SECRETS_DIR` says otherwise (Docker
@@ -90,9 +91,19 @@ pub enum RenderError {
         /// What it printed, indented.
         output: String,
     },
-    /// Staging or replacing failed.
+    /// Staging failed: nothing was replaced.
     #[error("{0}\n  fix: nothing was changed; make the destination writable and try again")]
     Write(#[from] AtomicError),
+    /// A rename failed after others had succeeded.
+    #[error(
+        "{source}\n  already replaced: {written}\n  fix: make the destination writable and reload; the files above are new, the others old"
+    )]
+    PartlyWritten {
+        /// The destinations already replaced, comma-separated.
+        written: String,
+        /// Why the next one failed.
+        source: AtomicError,
+    },
 }
 
 /// The Tera environment of one project.
@@ -488,37 +499,60 @@ pub enum Change {
 }
 
 impl Output {
-    /// Compares the rendered content with the destination.
+    /// Compares the rendered content with the destination, read without following a
+    /// symlink that others could have planted and without blocking on a FIFO.
     pub fn compare(
         template: Template,
         content: String,
         spec_file: &Path,
+        trust: &Trust,
     ) -> Result<Output, RenderError> {
-        let dest = &template.dest;
-        let meta = match fs::metadata(dest) {
-            Ok(m) => m,
-            Err(_) => {
-                return Ok(Output {
-                    template,
-                    content,
-                    current: None,
-                    change: Change::Created,
-                });
-            }
+        let dest = template.dest.clone();
+        let not_a_file = |dest: PathBuf| RenderError::NotAFile {
+            dest,
+            spec: Place {
+                file: spec_file.into(),
+                line: template.line,
+                col: 0,
+            },
         };
-        if !meta.is_file() {
-            return Err(RenderError::NotAFile {
-                dest: dest.clone(),
-                spec: Place {
-                    file: spec_file.into(),
-                    line: template.line,
-                    col: 0,
+        let (dir, name) = atomic::parent_of(&dest, trust, false)?;
+        let found = match &dir {
+            None => None,
+            Some(dir) => match dir.lstat_name(name).map_err(AtomicError::from)? {
+                None => None,
+                // A symlink at the name itself is replaced by the rename, never
+                // followed: what it points at is not the file launch manages.
+                Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => None,
+                Some(st) if st.st_mode & libc::S_IFMT != libc::S_IFREG => {
+                    return Err(not_a_file(dest));
+                }
+                Some(_) => match dir.open_file(name, access::max_file_size()) {
+                    Ok(Some((file, _))) => Some(file),
+                    Ok(None) => None,
+                    Err(AccessError::NotRegular { .. }) => return Err(not_a_file(dest)),
+                    Err(e) => return Err(AtomicError::from(e).into()),
                 },
+            },
+        };
+        let Some(mut file) = found else {
+            return Ok(Output {
+                template,
+                content,
+                current: None,
+                change: Change::Created,
             });
-        }
-        let current = fs::read(dest)
-            .ok()
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        };
+        let meta = file.metadata().map_err(|source| RenderError::Read {
+            path: dest.clone(),
+            source,
+        })?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|source| RenderError::Read {
+            path: dest.clone(),
+            source,
+        })?;
+        let current = Some(String::from_utf8_lossy(&bytes).into_owned());
         let owner_differs = template
             .owner
             .is_some_and(|(u, g)| meta.uid() != u || meta.gid() != g);
@@ -552,11 +586,7 @@ impl Output {
     }
 
     fn attributes(&self) -> Attributes {
-        Attributes {
-            mode: self.template.mode,
-            uid: self.template.owner.map(|(u, _)| u),
-            gid: self.template.owner.map(|(_, g)| g),
-        }
+        Attributes::owned(self.template.mode, self.template.owner)
     }
 }
 
@@ -574,39 +604,70 @@ pub struct Applied {
 }
 
 /// Runs every output's check against a staged copy without touching the destination
-/// (for `launch check`): the copy is staged in a temporary directory.
+/// (for `launch check`): the copies are staged in a directory made for this run
+/// (`mkdtemp`, 0700), never one whose name another user could guess and make first.
 /// A check's output is shown to the user, so `secrets` are masked in it.
 pub fn check_only(outputs: &[Output], secrets: &[String]) -> Vec<RenderError> {
+    let with_check: Vec<&Output> = outputs
+        .iter()
+        .filter(|o| o.template.check.is_some())
+        .collect();
+    if with_check.is_empty() {
+        return Vec::new();
+    }
+    let made = nix::unistd::mkdtemp(&std::env::temp_dir().join("launch-check.XXXXXXXX"));
+    let dir = match made {
+        Ok(path) => path,
+        Err(e) => {
+            return vec![RenderError::Write(AtomicError::Access(AccessError::Io {
+                path: std::env::temp_dir(),
+                op: "create a private directory in",
+                source: e.into(),
+            }))];
+        }
+    };
+    let errors = check_in(&dir, &with_check, secrets);
+    let _ = fs::remove_dir_all(&dir);
+    errors
+}
+
+fn check_in(dir: &Path, outputs: &[&Output], secrets: &[String]) -> Vec<RenderError> {
+    let held = match access::Dir::open_root(dir, true) {
+        Ok(Some(held)) => held,
+        Ok(None) => return Vec::new(),
+        Err(e) => return vec![RenderError::Write(e.into())],
+    };
     let mut errors = Vec::new();
-    let dir = std::env::temp_dir().join(format!("launch-check-{}", std::process::id()));
-    for output in outputs.iter().filter(|o| o.template.check.is_some()) {
+    for output in outputs {
         let name = output.template.dest.file_name().unwrap_or_default();
-        let dest = dir.join(name);
-        match atomic::stage(
-            &dest,
+        match atomic::stage_in(
+            &held,
+            name,
             output.content.as_bytes(),
-            Attributes {
-                mode: 0o600,
-                uid: None,
-                gid: None,
-            },
+            Attributes::mode(0o600),
         ) {
             Ok(staged) => {
-                if let Err(e) = run_check(output, staged.path(), secrets) {
+                if let Err(e) = run_check(output, &staged.temp_path(), secrets) {
                     errors.push(e);
                 }
             }
             Err(e) => errors.push(e.into()),
         }
     }
-    let _ = fs::remove_dir_all(&dir);
     errors
 }
 
 /// Writes every changed output: stage all (running their checks), and only when every
-/// one is good, put them all in place. On any error nothing is replaced. `secrets` are
-/// masked in what a failed check printed.
-pub fn apply(outputs: &[Output], secrets: &[String]) -> Result<Vec<Applied>, Vec<RenderError>> {
+/// one is good, put them all in place. On an error before the first rename nothing is
+/// replaced; a rename that fails midway (a full disk) is reported with the files
+/// already replaced ([`RenderError::PartlyWritten`]) and those are in `applied`.
+/// `secrets` are masked in what a failed check printed.
+pub fn apply(
+    outputs: &[Output],
+    secrets: &[String],
+    trust: &Trust,
+    applied: &mut Vec<Applied>,
+) -> Result<(), Vec<RenderError>> {
     let mut staged = Vec::new();
     let mut errors = Vec::new();
     for output in outputs.iter().filter(|o| o.change != Change::Unchanged) {
@@ -614,9 +675,10 @@ pub fn apply(outputs: &[Output], secrets: &[String]) -> Result<Vec<Applied>, Vec
             &output.template.dest,
             output.content.as_bytes(),
             output.attributes(),
+            trust,
         ) {
             Ok(file) => {
-                if let Err(e) = run_check(output, file.path(), secrets) {
+                if let Err(e) = run_check(output, &file.temp_path(), secrets) {
                     errors.push(e);
                 }
                 staged.push((output, file));
@@ -630,13 +692,17 @@ pub fn apply(outputs: &[Output], secrets: &[String]) -> Result<Vec<Applied>, Vec
     }
     let files: Vec<&atomic::Staged> = staged.iter().map(|(_, f)| f).collect();
     atomic::make_durable(&files).map_err(|e| vec![RenderError::from(e)])?;
-    let mut applied = Vec::new();
-    for (output, file) in staged {
-        let how = file.commit().map_err(|e| vec![RenderError::from(e)])?;
+    let (outputs, files): (Vec<&Output>, Vec<atomic::Staged>) = staged.into_iter().unzip();
+    let result = atomic::commit_all(files);
+    let done = match &result {
+        Ok(done) => done.iter().map(|(_, how)| Some(*how)).collect::<Vec<_>>(),
+        Err((written, _)) => vec![None; written.len()],
+    };
+    for (output, how) in outputs.iter().zip(done) {
         applied.push(Applied {
             dest: output.template.dest.clone(),
             change: output.change,
-            in_place: how == Committed::InPlace,
+            in_place: how == Some(Committed::InPlace),
             notify: if output.change == Change::Content || output.change == Change::Created {
                 output.template.notify.clone()
             } else {
@@ -644,8 +710,17 @@ pub fn apply(outputs: &[Output], secrets: &[String]) -> Result<Vec<Applied>, Vec
             },
         });
     }
-    atomic::sync_dirs(applied.iter().filter_map(|a| a.dest.parent()));
-    Ok(applied)
+    match result {
+        Ok(_) => Ok(()),
+        Err((written, source)) => Err(vec![RenderError::PartlyWritten {
+            written: written
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            source,
+        }]),
+    }
 }
 
 fn run_check(output: &Output, staged: &Path, secrets: &[String]) -> Result<(), RenderError> {

@@ -16,6 +16,7 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::Mode;
 
 use crate::spec::Seed;
+use crate::volume::access::{AccessError, Attributes, Dir};
 
 /// The prefix of a seed's temporary copy, beside its target.
 pub const TEMP_PREFIX: &str = ".launch-seed.";
@@ -65,8 +66,8 @@ pub enum Outcome {
 }
 
 /// The volume's `data/`, when the spec names its owner (`data_owner`): created if
-/// missing (0750) and given to the app user; the directory itself only (a large volume is
-/// never walked), and never through a symlink.
+/// missing (0750) and given to the app user through its own descriptor; the directory
+/// itself only (a large volume is never walked), and never through a symlink.
 pub fn prepare_data_dir(volume: &Path, owner: Option<(u32, u32)>) -> Result<(), SeedError> {
     let Some((uid, gid)) = owner else {
         return Ok(());
@@ -76,33 +77,42 @@ pub fn prepare_data_dir(volume: &Path, owner: Option<(u32, u32)>) -> Result<(), 
         path: dir.clone(),
         source,
     };
-    match fs::symlink_metadata(&dir) {
-        Ok(meta) if meta.file_type().is_symlink() || !meta.is_dir() => {
-            return Err(SeedError::Unsafe {
-                path: dir.clone(),
-                target: dir.clone(),
-            });
-        }
-        Ok(_) => {}
-        Err(_) => {
-            // The volume itself stays traversable (0755, as a mount point is): the app
-            // user must reach data/ through it.
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(volume)
-                .map_err(io_error)?;
-            fs::DirBuilder::new()
-                .mode(0o750)
-                .create(&dir)
-                .map_err(io_error)?;
-        }
-    }
-    let meta = fs::metadata(&dir).map_err(io_error)?;
-    if meta.uid() != uid || meta.gid() != gid {
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(io_error)?;
+    // The volume itself stays traversable (0755, as a mount point is): the app user must
+    // reach data/ through it.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(volume)
+        .map_err(io_error)?;
+    let attrs = Attributes::owned(0o750, Some((uid, gid)));
+    let held = Dir::open_root(volume, true)
+        .and_then(|v| match v {
+            Some(v) => v.open_dir(Path::new("data"), Some(attrs)),
+            None => Ok(None),
+        })
+        .map_err(|e| access_error(e, &dir))?
+        .ok_or_else(|| io_error(io::ErrorKind::NotFound.into()))?;
+    let st = held.stat().map_err(|e| access_error(e, &dir))?;
+    if st.st_uid != uid || st.st_gid != gid {
+        held.set_attributes(Attributes::owned(st.st_mode & 0o7777, Some((uid, gid))))
+            .map_err(|e| access_error(e, &dir))?;
     }
     Ok(())
+}
+
+/// A refusal of the volume's content as a seed error.
+fn access_error(e: AccessError, target: &Path) -> SeedError {
+    match e {
+        AccessError::Symlink { path } | AccessError::NotDirectory { path } => SeedError::Unsafe {
+            path,
+            target: target.into(),
+        },
+        AccessError::Io { path, source, .. } => SeedError::Io { path, source },
+        other => SeedError::Io {
+            path: target.into(),
+            source: io::Error::other(other.to_string()),
+        },
+    }
 }
 
 /// Where each seed entry would go, and whether it would be filled; writes nothing.

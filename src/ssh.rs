@@ -4,10 +4,11 @@
 //! identity survives re-creation of the container, and an sshd config is written for the
 //! supervised `sshd -D -e`.
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
 use std::path::{Path, PathBuf};
 
 use ssh_key::private::{KeypairData, RsaKeypair};
@@ -16,6 +17,7 @@ use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 use crate::atomic::{self, Attributes};
 use crate::spec::{HostKey, Ssh};
 use crate::users::Accounts;
+use crate::volume::access::{self, Dir, Trust};
 
 /// The sshd launch runs.
 pub const SSHD: &str = "/usr/sbin/sshd";
@@ -62,6 +64,9 @@ pub enum SshError {
     /// Writing a file failed.
     #[error(transparent)]
     Write(#[from] atomic::AtomicError),
+    /// A directory or file launch refuses to touch.
+    #[error(transparent)]
+    Access(#[from] access::AccessError),
     /// Generating a host key failed.
     #[error("cannot generate the ssh host key: {0}")]
     KeyGen(String),
@@ -253,25 +258,30 @@ pub struct Installed {
     pub generated: Vec<PathBuf>,
 }
 
-/// Installs the keys (and, with sshd, host keys and config).
-pub fn install(ssh: &Ssh, volume: &Path, accounts: &Accounts) -> Result<Installed, SshError> {
+/// Installs the keys (and, with sshd, host keys and config). Every directory is held
+/// open and every file written through it (see [`crate::volume::access`]): the
+/// volume's writer and the ssh user, who owns its home and `~/.ssh`, cannot redirect a
+/// write or a change of owner with a symlink, a FIFO or a swapped name.
+pub fn install(
+    ssh: &Ssh,
+    volume: &Path,
+    accounts: &Accounts,
+    trust: &Trust,
+) -> Result<Installed, SshError> {
     let user = accounts
         .user(&ssh.user)
         .ok_or_else(|| SshError::NoUser(ssh.user.clone()))?;
-    let source = volume.join("ssh");
-    make_dir(&source, 0o700, None)?;
-    let (keys, refused) = read_keys(&source, ssh.allow_options);
-    let dot_ssh = user.home.join(".ssh");
-    make_dir(&dot_ssh, 0o700, Some((user.uid, user.gid)))?;
-    let authorized = dot_ssh.join("authorized_keys");
-    atomic::write(
-        &authorized,
-        authorized_keys(&keys, &source).as_bytes(),
-        Attributes {
-            mode: 0o600,
-            uid: Some(user.uid),
-            gid: Some(user.gid),
-        },
+    let root_owned = |mode| Attributes::owned(mode, Some((0, 0)));
+    let volume_dir = Dir::open_root(volume, true)?.ok_or_else(|| missing(volume))?;
+    let source = held_dir(&volume_dir, "ssh", root_owned(0o700))?;
+    let (keys, refused) = read_keys(&volume.join("ssh"), ssh.allow_options);
+    let dot_ssh = user_ssh_dir(&user, trust)?;
+    let authorized = dot_ssh.path().join("authorized_keys");
+    atomic::write_in(
+        &dot_ssh,
+        OsStr::new("authorized_keys"),
+        authorized_keys(&keys, &volume.join("ssh")).as_bytes(),
+        Attributes::owned(0o600, Some((user.uid, user.gid))),
     )?;
     let mut installed = Installed {
         keys,
@@ -280,32 +290,75 @@ pub fn install(ssh: &Ssh, volume: &Path, accounts: &Accounts) -> Result<Installe
         ..Installed::default()
     };
     if ssh.sshd {
-        let host = source.join("host");
-        make_dir(&host, 0o700, Some((0, 0)))?;
+        let host = held_dir(&source, "host", root_owned(0o700))?;
         let mut keys = Vec::new();
         for kind in &ssh.host_keys {
-            let key = host.join(host_key_file(*kind));
-            if !key.exists() {
-                generate_host_key(*kind, &key)?;
-                installed.generated.push(key.clone());
+            let name = OsStr::new(host_key_file(*kind));
+            match host.lstat_name(name)? {
+                None => {
+                    generate_host_key(*kind, &host, name)?;
+                    installed.generated.push(host.path().join(name));
+                }
+                Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {}
+                Some(st) => {
+                    return Err(SshError::Access(access::AccessError::NotRegular {
+                        path: host.path().join(name),
+                        kind: access::kind_of(st.st_mode),
+                    }));
+                }
             }
-            keys.push(key);
+            keys.push(host.path().join(name));
         }
-        let config = host.join("sshd_config");
-        atomic::write(
-            &config,
+        atomic::write_in(
+            &host,
+            OsStr::new("sshd_config"),
             sshd_config(ssh, &keys).as_bytes(),
-            Attributes {
-                mode: 0o600,
-                uid: Some(0),
-                gid: Some(0),
-            },
+            root_owned(0o600),
         )?;
         // sshd's privilege separation directory.
-        make_dir(Path::new("/run/sshd"), 0o755, Some((0, 0)))?;
-        installed.sshd_config = Some(config);
+        let run = Dir::resolve(Path::new("/run/sshd"), trust, true)?
+            .ok_or_else(|| missing(Path::new("/run/sshd")))?;
+        run.set_attributes(root_owned(0o755))?;
+        installed.sshd_config = Some(host.path().join("sshd_config"));
     }
     Ok(installed)
+}
+
+fn missing(path: &Path) -> SshError {
+    SshError::Io {
+        path: path.into(),
+        source: io::ErrorKind::NotFound.into(),
+    }
+}
+
+/// The directory `name` in `parent`, created if missing, given `attrs` through its own
+/// descriptor.
+fn held_dir(parent: &Dir, name: &str, attrs: Attributes) -> Result<Dir, SshError> {
+    let dir = parent
+        .open_dir(Path::new(name), Some(attrs))?
+        .ok_or_else(|| missing(&parent.path().join(name)))?;
+    dir.set_attributes(attrs)?;
+    Ok(dir)
+}
+
+/// The user's `~/.ssh`, 0700 and the user's. A missing home is created as the user's
+/// (0750), so that the user can log in; an existing one is left as it is.
+fn user_ssh_dir(user: &crate::users::User, trust: &Trust) -> Result<Dir, SshError> {
+    let owner = Some((user.uid, user.gid));
+    let (parent, name) = match (user.home.parent(), user.home.file_name()) {
+        (Some(parent), Some(name)) => (parent, name),
+        // A home of `/`: ~/.ssh is /.ssh.
+        _ => (Path::new("/"), OsStr::new("")),
+    };
+    let parent = Dir::resolve(parent, trust, true)?.ok_or_else(|| missing(parent))?;
+    let home = if name.is_empty() {
+        parent
+    } else {
+        parent
+            .open_dir(Path::new(name), Some(Attributes::owned(0o750, owner)))?
+            .ok_or_else(|| missing(&user.home))?
+    };
+    held_dir(&home, ".ssh", Attributes::owned(0o700, owner))
 }
 
 /// The file name of a host key of `kind`, as OpenSSH names it.
@@ -316,9 +369,9 @@ fn host_key_file(kind: HostKey) -> &'static str {
     }
 }
 
-/// Generates a host key pair into `key` and `key.pub`; the public half first, so that a
-/// private key on disk always has its public key beside it.
-fn generate_host_key(kind: HostKey, key: &Path) -> Result<(), SshError> {
+/// Generates a host key pair as `name` and `name.pub` in `host`; the public half
+/// first, so that a private key on disk always has its public key beside it.
+fn generate_host_key(kind: HostKey, host: &Dir, name: &OsStr) -> Result<(), SshError> {
     let keygen = |e: ssh_key::Error| SshError::KeyGen(e.to_string());
     let rng = &mut ssh_key::rand_core::OsRng;
     let private = match kind {
@@ -330,17 +383,16 @@ fn generate_host_key(kind: HostKey, key: &Path) -> Result<(), SshError> {
     };
     let pem = private.to_openssh(LineEnding::LF).map_err(keygen)?;
     let public = private.public_key().to_openssh().map_err(keygen)?;
-    let attrs = |mode| Attributes {
-        mode,
-        uid: Some(0),
-        gid: Some(0),
-    };
-    atomic::write(
-        &key.with_extension("pub"),
+    let attrs = |mode| Attributes::owned(mode, Some((0, 0)));
+    let mut public_name = name.to_os_string();
+    public_name.push(".pub");
+    atomic::write_in(
+        host,
+        &public_name,
         format!("{public}\n").as_bytes(),
         attrs(0o644),
     )?;
-    atomic::write(key, pem.as_bytes(), attrs(0o600))?;
+    atomic::write_in(host, name, pem.as_bytes(), attrs(0o600))?;
     Ok(())
 }
 
@@ -374,31 +426,6 @@ pub fn sshd_config(ssh: &Ssh, host_keys: &[PathBuf]) -> String {
             .collect::<String>(),
         user = ssh.user,
     )
-}
-
-fn make_dir(dir: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<(), SshError> {
-    let io = |source| SshError::Io {
-        path: dir.into(),
-        source,
-    };
-    if let Ok(meta) = fs::symlink_metadata(dir) {
-        if meta.file_type().is_symlink() {
-            return Err(io(io::Error::other(
-                "is a symlink; launch does not follow it",
-            )));
-        }
-    } else {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(mode)
-            .create(dir)
-            .map_err(io)?;
-    }
-    fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(io)?;
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

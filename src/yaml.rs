@@ -211,6 +211,117 @@ fn split_key(s: &str) -> Option<(String, &str)> {
     None
 }
 
+/// How deep launch lets a document nest (mappings, lists, flow brackets together):
+/// far beyond any hand-written configuration, and low enough that a document of nested
+/// `[` cannot keep the parser busy (its time grows with the square of the depth).
+pub const MAX_DEPTH: usize = 100;
+
+/// Refuses a document nested deeper than [`MAX_DEPTH`], in one linear pass before the
+/// parser sees it. Errs on the side of counting too few levels, never too many: the
+/// parser's own recursion limit stays behind it.
+pub fn check_depth(file: &Path, text: &str) -> Result<(), YamlError> {
+    let (depth, line) = max_depth(text);
+    if depth <= MAX_DEPTH {
+        return Ok(());
+    }
+    Err(YamlError {
+        place: Place {
+            file: file.into(),
+            line,
+            col: 0,
+        },
+        message: format!("the document nests more than {MAX_DEPTH} levels deep"),
+        excerpt: String::new(),
+        fix: "flatten it: no configuration needs this depth".into(),
+    })
+}
+
+/// The deepest nesting in `text` and the first line that reaches past [`MAX_DEPTH`]
+/// (or the deepest line).
+fn max_depth(text: &str) -> (usize, usize) {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut quote: Option<char> = None;
+    let mut block_scalar: Option<usize> = None;
+    let mut best = (0, 0);
+    for (number, line) in text.lines().enumerate() {
+        let content = line.trim_start_matches(' ');
+        let indent = line.len() - content.len();
+        if quote.is_none() && flow == 0 {
+            if let Some(parent) = block_scalar {
+                if indent > parent || content.is_empty() {
+                    continue;
+                }
+                block_scalar = None;
+            }
+            if content.is_empty() || content.starts_with('#') {
+                continue;
+            }
+            while indents.last().is_some_and(|i| *i >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+        }
+        let mut token_start = quote.is_none();
+        let mut dashes = 0;
+        let mut deepest = indents.len() + flow;
+        let mut chars = content.chars().peekable();
+        let mut prev = ' ';
+        while let Some(c) = chars.next() {
+            match quote {
+                Some('"') => match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '"' => quote = None,
+                    _ => {}
+                },
+                Some(_) => {
+                    if c == '\'' {
+                        if chars.peek() == Some(&'\'') {
+                            chars.next();
+                        } else {
+                            quote = None;
+                        }
+                    }
+                }
+                None => match c {
+                    '#' if prev == ' ' || prev == '\t' => break,
+                    ' ' | '\t' => {}
+                    '"' | '\'' if token_start => quote = Some(c),
+                    '[' | '{' if token_start => {
+                        flow += 1;
+                        deepest = deepest.max(indents.len() + dashes + flow);
+                    }
+                    ']' | '}' if flow > 0 => {
+                        flow -= 1;
+                        token_start = false;
+                    }
+                    ',' if flow > 0 => token_start = true,
+                    '-' if token_start && flow == 0 && matches!(chars.peek(), None | Some(' ')) => {
+                        dashes += 1;
+                        deepest = deepest.max(indents.len() + dashes);
+                    }
+                    ':' | '?' if matches!(chars.peek(), None | Some(' ')) || flow > 0 => {
+                        token_start = true
+                    }
+                    '|' | '>' if token_start && flow == 0 => {
+                        block_scalar = Some(indent);
+                        break;
+                    }
+                    _ => token_start = false,
+                },
+            }
+            prev = c;
+        }
+        let depth = deepest.max(indents.len() + dashes + flow);
+        if depth > best.0 && best.0 <= MAX_DEPTH {
+            best = (depth, number + 1);
+        }
+    }
+    best
+}
+
 /// A short, human name for the kind of a value ("a mapping", "a list", ...).
 pub fn kind(value: &Value) -> &'static str {
     match value {
@@ -262,6 +373,30 @@ list:
         assert_eq!(at(&["processes".into(), "db".into(), "command".into()]), 12);
         assert_eq!(at(&["list".into(), 1.into()]), 15);
         assert_eq!(at(&["nothing".into()]), 0);
+    }
+
+    #[test]
+    fn depth_counts_blocks_lists_and_brackets_but_not_text() {
+        let cases: &[(&str, usize)] = &[
+            ("a: 1\n", 1),
+            ("a:\n  b:\n    c: 1\n", 3),
+            ("a: [[1], {b: [2]}]\n", 4),
+            ("- - - x\n", 4),
+            ("a: 'it''s [[[['\nb: \"[[[\\\"[[\"\n", 1),
+            ("a: x[[[[ # [[[[\n", 1),
+            ("a: |\n  [[[[\n  {{{{\nb: 1\n", 1),
+            ("a: [\n  [\n    [1]]]\n", 4),
+        ];
+        for (text, depth) in cases {
+            assert_eq!(max_depth(text).0, *depth, "{text:?}");
+        }
+        let deep = format!("a: {}{}\n", "[".repeat(5000), "]".repeat(5000));
+        let err = check_depth(Path::new("p.yml"), &deep).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("p.yml:1: the document nests more than 100"),
+            "{err}"
+        );
     }
 
     #[test]

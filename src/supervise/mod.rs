@@ -189,7 +189,16 @@ pub fn run(options: RunOptions) -> i32 {
                 supervisor.log(format!("wrote {}", written.dest.display()));
             }
         }
-        Err(errors) => return config_failed(&errors),
+        Err(failure) => {
+            for e in &failure.errors {
+                eprintln!("launch: {e}");
+            }
+            eprintln!(
+                "launch: {}; nothing was started",
+                crate::commands::written_before(&failure.report.changes(&plan))
+            );
+            return code::CONFIG;
+        }
     }
     supervisor.adopt_spec(plan.spec, &BTreeSet::new());
     supervisor.run()
@@ -1247,15 +1256,28 @@ impl Supervisor {
         };
         let report = match reconfigure::apply(&plan) {
             Ok(report) => report,
-            Err(errors) => {
-                for e in &errors {
+            Err(failure) => {
+                for e in &failure.errors {
                     self.log(e.to_string());
                 }
-                self.log(
-                    "the new configuration could not be written; keeping the running one".into(),
-                );
-                let all: Vec<String> = errors.iter().map(|e| format!("launch: {e}")).collect();
-                return Err(all.join("\n"));
+                let said = crate::commands::written_before(&failure.report.changes(&plan));
+                self.log(format!("{said}; keeping the running processes"));
+                // Files that did change still reach the processes that use them.
+                let mut notified = BTreeSet::new();
+                for written in &failure.report.written {
+                    notified.extend(written.notify.iter().cloned());
+                }
+                for i in 0..self.procs.len() {
+                    if notified.contains(&self.procs[i].spec.name) {
+                        self.notify(i);
+                    }
+                }
+                let all: Vec<String> = failure
+                    .errors
+                    .iter()
+                    .map(|e| format!("launch: {e}"))
+                    .collect();
+                return Err(format!("{}\nlaunch: {said}", all.join("\n")));
             }
         };
         let mut notified = BTreeSet::new();
