@@ -7,7 +7,8 @@
 //! walked from a held directory descriptor, one component at a time:
 //!
 //! - A directory is *trusted* when only root (or launch's own user) can change it: owned
-//!   by one of them, not writable by group or others, and not the volume. A symlink in a
+//!   by one of them and not writable by group or others, or on a read-only mount; and
+//!   not the volume. A symlink in a
 //!   trusted directory is the image author's and is followed (`/var/run -> /run`).
 //! - Below an untrusted directory everything is *strict*: a symlink is refused, never
 //!   followed, whoever owns what lies below (the writer of the parent can rename it).
@@ -359,7 +360,14 @@ impl Dir {
     fn is_trusted(&self, trust: &Trust) -> Result<bool, AccessError> {
         let st =
             nix::sys::stat::fstat(&self.fd).map_err(|e| AccessError::io(&self.path, "stat", e))?;
-        Ok(trust.trusts(&st))
+        if trust.trusts(&st) {
+            return Ok(true);
+        }
+        // On a read-only mount nobody can plant anything, whatever the mode says: a
+        // Kubernetes ConfigMap is a 0777 directory of symlinks, mounted read-only.
+        let read_only = nix::sys::statvfs::fstatvfs(&self.fd)
+            .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+        Ok(read_only && !trust.untrusted.contains(&(st.st_dev, st.st_ino)))
     }
 
     /// `lstat` of one name in this directory; `None` when it does not exist.
@@ -827,16 +835,29 @@ pub fn read_beneath(root: &Path, rel: &Path, limit: u64) -> Result<Option<Vec<u8
 /// files of the image (defaults, templates, accounts) that must still never be a FIFO
 /// or unbounded. `None` when it does not exist.
 pub fn read_path(path: &Path, trust: &Trust, limit: u64) -> Result<Option<Vec<u8>>, AccessError> {
-    let absolute = std::path::absolute(path).map_err(|source| AccessError::Io {
+    let mut path = std::path::absolute(path).map_err(|source| AccessError::Io {
         path: path.into(),
         op: "resolve",
         source,
     })?;
-    let (parent, name) = split(&absolute)?;
-    match Dir::resolve(parent, trust, false)? {
-        Some(dir) => dir.read_file(name, limit),
-        None => Ok(None),
+    for _ in 0..MAX_LINKS {
+        let (parent, name) = split(&path)?;
+        let Some(dir) = Dir::resolve(parent, trust, false)? else {
+            return Ok(None);
+        };
+        let is_link = dir
+            .lstat_name(name)?
+            .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK);
+        if !is_link || dir.strict {
+            return dir.read_file(name, limit);
+        }
+        // The file itself is a link in a trusted directory: the image's (or a read-only
+        // ConfigMap's `name -> ..data/name`), followed like the directories were.
+        let target = nix::fcntl::readlinkat(&dir.fd, name)
+            .map_err(|e| AccessError::io(&dir.path.join(name), "read the link", e))?;
+        path = dir.path.join(target);
     }
+    Err(AccessError::io(&path, "resolve", Errno::ELOOP))
 }
 
 /// `a/b/c` as (`a/b`, `c`).
