@@ -10,14 +10,15 @@
 //!   supervisor with one process.
 //! - [`layout`], [`pillar`], [`spec`], [`render`], [`reconfigure`]: the configuration
 //!   pipeline (where the project is, the merged pillar, the typed spec, the templates),
-//!   with [`yaml`] for located errors, [`atomic`] for safe writes, [`users`] for the
-//!   image's accounts, and [`commands`] for what `check` and `reconfigure` print (with
-//!   [`diff`] for its diffs).
+//!   with [`yaml`] for located errors, [`atomic`] for safe writes, [`bounded`] for reading
+//!   files others wrote, [`users`] for the image's accounts, and [`commands`] for what
+//!   `check` and `reconfigure` print (with [`diff`] for its diffs).
 //! - [`seed`], [`ssh`]: the volume: seeding empty paths, SSH keys, host keys, sshd.
 //! - [`control`]: the control socket of a running `launch run` (`launch status`, ...).
 //! - [`scaffold`]: `launch init`, a new project from the built-in `image-template/`.
 
 pub mod atomic;
+pub mod bounded;
 pub mod commands;
 pub mod control;
 pub mod diff;
