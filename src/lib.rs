@@ -10,9 +10,9 @@
 //!   supervisor with one process.
 //! - [`layout`], [`pillar`], [`spec`], [`render`], [`reconfigure`]: the configuration
 //!   pipeline (where the project is, the merged pillar, the typed spec, the templates),
-//!   with [`yaml`] for located errors, [`atomic`] for safe writes, [`users`] for the
-//!   image's accounts, and [`commands`] for what `check` and `reconfigure` print (with
-//!   [`diff`] for its diffs).
+//!   with [`yaml`] for located errors, [`atomic`] for safe writes, [`volume`] for reading
+//!   files others wrote, [`users`] for the image's accounts, and [`commands`] for what
+//!   `check` and `reconfigure` print (with [`diff`] for its diffs).
 //! - [`seed`], [`ssh`]: the volume: seeding empty paths, SSH keys, host keys, sshd.
 //! - [`volume`]: touching files others can write (held directories, bounded reads,
 //!   staged writes), which every module above uses for the volume and the app's files.

@@ -6,32 +6,23 @@
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::fs;
 use std::io;
 
 use std::path::{Path, PathBuf};
 
 use ssh_key::private::{KeypairData, RsaKeypair};
-use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
+use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use crate::atomic::{self, Attributes};
 use crate::spec::{HostKey, Ssh};
 use crate::users::Accounts;
 use crate::volume::access::{self, Dir, Trust};
 
+mod keys;
+pub use keys::{Key, read_keys};
+
 /// The sshd launch runs.
 pub const SSHD: &str = "/usr/sbin/sshd";
-
-/// Key types an authorized_keys line may start with.
-const KEY_TYPES: [&str; 7] = [
-    "ssh-ed25519",
-    "ssh-rsa",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com",
-    "sk-ecdsa-sha2-nistp256@openssh.com",
-];
 
 /// A problem with SSH access.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +34,16 @@ pub enum SshError {
         file: PathBuf,
         /// The line.
         line: usize,
+        /// Why.
+        reason: String,
+        /// What to do.
+        fix: String,
+    },
+    /// A whole .pub file is refused (reported once; none of its lines is shown).
+    #[error("{file}: {reason}; no key of this file is installed\n  fix: {fix}")]
+    BadFile {
+        /// The .pub file (a name that is not plain text is shown escaped).
+        file: PathBuf,
         /// Why.
         reason: String,
         /// What to do.
@@ -70,156 +71,6 @@ pub enum SshError {
     /// Generating a host key failed.
     #[error("cannot generate the ssh host key: {0}")]
     KeyGen(String),
-}
-
-/// One accepted key.
-#[derive(Debug, Clone)]
-pub struct Key {
-    /// Where it was read.
-    pub file: PathBuf,
-    /// Its line.
-    pub line: usize,
-    /// Its options prefix, when allowed.
-    pub options: Option<String>,
-    /// The key.
-    pub key: PublicKey,
-}
-
-impl Key {
-    /// `SHA256:...`, how keys are shown (never whole).
-    pub fn fingerprint(&self) -> String {
-        self.key.fingerprint(HashAlg::Sha256).to_string()
-    }
-}
-
-/// Reads every `*.pub` in `dir` (symlinks skipped): the accepted keys, and every refused
-/// line with its reason.
-pub fn read_keys(dir: &Path, allow_options: bool) -> (Vec<Key>, Vec<SshError>) {
-    let mut keys = Vec::new();
-    let mut bad = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return (keys, bad);
-    };
-    let mut files: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pub"))
-        .collect();
-    files.sort();
-    for file in files {
-        // A .pub that is a symlink could point anywhere: not read.
-        if fs::symlink_metadata(&file).map_or(true, |m| !m.is_file()) {
-            bad.push(SshError::BadKey {
-                file,
-                line: 0,
-                reason: "is a symlink (or not a regular file)".into(),
-                fix: "copy the key file into ssh/ instead of linking it".into(),
-            });
-            continue;
-        }
-        let Ok(text) = fs::read_to_string(&file) else {
-            continue;
-        };
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            match parse_line(line, allow_options) {
-                Ok((options, key)) => keys.push(Key {
-                    file: file.clone(),
-                    line: i + 1,
-                    options,
-                    key,
-                }),
-                Err((reason, fix)) => bad.push(SshError::BadKey {
-                    file: file.clone(),
-                    line: i + 1,
-                    reason,
-                    fix,
-                }),
-            }
-        }
-    }
-    (keys, bad)
-}
-
-/// One authorized_keys line: (options, key) or (reason, fix).
-fn parse_line(
-    line: &str,
-    allow_options: bool,
-) -> Result<(Option<String>, PublicKey), (String, String)> {
-    if line.contains("PRIVATE KEY") {
-        return Err((
-            "this is a private key".into(),
-            "never put a private key in the volume; put its .pub (ssh-keygen -y -f KEY) there, and replace the leaked key".into(),
-        ));
-    }
-    let first = line.split_whitespace().next().unwrap_or("");
-    let later_type = line
-        .split_whitespace()
-        .skip(1)
-        .any(|t| KEY_TYPES.contains(&t) || t == "ssh-dss");
-    let (options, rest) = if KEY_TYPES.contains(&first) || first == "ssh-dss" || !later_type {
-        (None, line)
-    } else {
-        let (options, rest) = split_options(line);
-        if !allow_options {
-            return Err((
-                format!(
-                    "an options prefix ({}) is not allowed",
-                    options.split('=').next().unwrap_or(&options)
-                ),
-                "remove the options, or set ssh.allow_options: true in launch.yml".into(),
-            ));
-        }
-        (Some(options), rest.trim_start())
-    };
-    if rest.starts_with("ssh-dss") {
-        return Err((
-            "ssh-dss (DSA) keys are refused: they are weak".into(),
-            "use an ed25519 key (ssh-keygen -t ed25519)".into(),
-        ));
-    }
-    let key = PublicKey::from_openssh(rest).map_err(|e| {
-        let kind = rest.split_whitespace().next().unwrap_or("");
-        if KEY_TYPES.contains(&kind) {
-            (
-                format!("the key does not parse ({e}): truncated or damaged base64?"),
-                "paste the whole .pub line again".into(),
-            )
-        } else {
-            (
-                format!("unknown key type {kind:?}"),
-                format!("use one of: {}", KEY_TYPES.join(", ")),
-            )
-        }
-    })?;
-    if let Some(rsa) = key.key_data().rsa() {
-        let bits = rsa.n.as_positive_bytes().map_or(0, |b| {
-            b.len() * 8 - b.first().map_or(0, |x| x.leading_zeros() as usize)
-        });
-        if bits < 2048 {
-            return Err((
-                format!("an RSA key of {bits} bits is too weak"),
-                "use an ed25519 key, or RSA of 2048 bits or more".into(),
-            ));
-        }
-    }
-    Ok((options, key))
-}
-
-/// Splits `opt="a b",opt2 rest` at the first space outside quotes.
-fn split_options(line: &str) -> (String, &str) {
-    let mut quoted = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ' ' | '\t' if !quoted => return (line[..i].to_string(), &line[i..]),
-            _ => {}
-        }
-    }
-    (line.to_string(), "")
 }
 
 /// The authorized_keys file launch writes.
@@ -426,50 +277,4 @@ pub fn sshd_config(ssh: &Ssh, host_keys: &[PathBuf]) -> String {
             .collect::<String>(),
         user = ssh.user,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE user@host";
-
-    #[test]
-    fn good_lines_and_every_kind_of_bad_one() {
-        assert!(parse_line(ED, false).is_ok());
-        let trunc = &ED[..60];
-        assert!(
-            parse_line(trunc, false)
-                .unwrap_err()
-                .0
-                .contains("truncated")
-        );
-        assert!(
-            parse_line("ssh-foo AAAA x", false)
-                .unwrap_err()
-                .0
-                .contains("unknown key type")
-        );
-        assert!(
-            parse_line(&format!("from=\"10.0.0.1\" {ED}"), false)
-                .unwrap_err()
-                .0
-                .contains("options prefix")
-        );
-        let (options, _) =
-            parse_line(&format!("command=\"echo hi there\",no-pty {ED}"), true).unwrap();
-        assert_eq!(options.as_deref(), Some("command=\"echo hi there\",no-pty"));
-        assert!(
-            parse_line("-----BEGIN OPENSSH PRIVATE KEY-----", false)
-                .unwrap_err()
-                .0
-                .contains("private key")
-        );
-        assert!(
-            parse_line("ssh-dss AAAAB3NzaC1kc3MAAACBAP x", false)
-                .unwrap_err()
-                .0
-                .contains("DSA")
-        );
-    }
 }

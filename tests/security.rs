@@ -236,3 +236,149 @@ fn pillar_values_marked_secret_are_used_but_never_shown() {
         format!("user=app\npassword={SECRET}\n")
     );
 }
+
+/// `launch run` as PID 1 seeing `etc/passwd` and `etc/group` of the project's root (a
+/// copy of the machine's, which the test edits while launch runs) in place of the real
+/// ones: bind mounts in launch's own mount namespace, gone with it.
+fn start_with_own_accounts(p: &Project, extra_passwd: &str, extra_group: &str) -> Launched {
+    let passwd = p.path("etc/passwd");
+    let group = p.path("etc/group");
+    fs::create_dir_all(passwd.parent().unwrap()).unwrap();
+    fs::write(
+        &passwd,
+        fs::read_to_string("/etc/passwd").unwrap() + extra_passwd,
+    )
+    .unwrap();
+    fs::write(
+        &group,
+        fs::read_to_string("/etc/group").unwrap() + extra_group,
+    )
+    .unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+        "sh",
+        "-c",
+    ])
+    .arg(
+        "mount --bind \"$2\" /etc/passwd && mount --bind \"$3\" /etc/group \
+         && exec \"$0\" run --root \"$1\"",
+    )
+    .arg(support::launch_bin())
+    .arg(&p.root)
+    .arg(&passwd)
+    .arg(&group)
+    .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    Launched::spawn(Mode::Pid1, cmd)
+}
+
+/// Rewrites a file in place (same inode: the bind mount shows the new content).
+fn rewrite(path: &std::path::Path, edit: impl FnOnce(String) -> String) {
+    let text = fs::read_to_string(path).unwrap();
+    fs::write(path, edit(text)).unwrap();
+}
+
+/// The processes under launch whose command line is exactly `argv`.
+fn running(launch: &Launched, argv: &[&str]) -> Vec<i32> {
+    let wanted: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    support::descendants(launch.pid)
+        .into_iter()
+        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
+        .collect()
+}
+
+/// The real, effective, saved and filesystem uids of `pid`, once it has exec'd `argv0`.
+fn uids(pid: i32, argv0: &str) -> Option<String> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.contains(&format!("Name:\t{argv0}")).then_some(())?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    Some(
+        line["Uid:".len()..]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+#[test]
+fn a_user_added_after_launch_started_is_the_one_a_reload_runs() {
+    let p = Project::new("sec-user-added");
+    p.write("project/pillar.yml", "worker_user: \"\"\n").write(
+        "project/launch.yml",
+        "processes:\n  early: {command: [sleep, \"1000\"], user: nobody}\n\
+         {% if pillar.worker_user %}\
+         \x20 worker: {command: [sleep, \"1001\"], user: \"{{ pillar.worker_user }}\"}\n\
+         {% endif %}",
+    );
+    let launch = start_with_own_accounts(&p, "", "");
+    // A process with a user has started: a copy of the accounts made then lacks the
+    // user added next.
+    wait_log(&launch, "early started");
+    rewrite(&p.path("etc/passwd"), |t| {
+        t + "latecomer:x:4321:4321::/nonexistent:/bin/sh\n"
+    });
+    rewrite(&p.path("etc/group"), |t| t + "latecomer:x:4321:\n");
+    p.write("data/configuration/pillar.yml", "worker_user: latecomer\n");
+    launch.signal(libc::SIGHUP);
+    let pid = support::wait_until(Duration::from_secs(15), || {
+        running(&launch, &["sleep", "1001"]).first().copied()
+    })
+    .unwrap_or_else(|| panic!("no worker:\n{}", launch.stderr.text()));
+    let uid = support::wait_until(Duration::from_secs(5), || uids(pid, "sleep")).unwrap();
+    assert_eq!(uid, "4321 4321 4321 4321", "{}", launch.stderr.text());
+}
+
+#[test]
+fn a_user_removed_before_a_restart_is_refused_never_run_as_root() {
+    let p = Project::new("sec-user-removed");
+    let leaver = "leaver:x:4322:4322::/nonexistent:/bin/sh\n";
+    p.write("project/pillar.yml", "worker_user: leaver\n").write(
+        "project/launch.yml",
+        "processes:\n  worker:\n    command: [sleep, \"1002\"]\n    user: \"{{ pillar.worker_user }}\"\n\
+         \x20   restart: always\n    max_restarts: 50\n",
+    );
+    let launch = start_with_own_accounts(&p, leaver, "leaver:x:4322:\n");
+    let worker = || running(&launch, &["sleep", "1002"]).first().copied();
+    let first = support::wait_until(Duration::from_secs(15), worker)
+        .unwrap_or_else(|| panic!("no worker:\n{}", launch.stderr.text()));
+    let uid = support::wait_until(Duration::from_secs(5), || uids(first, "sleep")).unwrap();
+    assert_eq!(uid, "4322 4322 4322 4322");
+
+    // The user goes; the worker dies and is due for a restart.
+    rewrite(&p.path("etc/passwd"), |t| t.replace(leaver, ""));
+    // SAFETY: kill(2) with plain integers.
+    assert_eq!(unsafe { libc::kill(first, libc::SIGKILL) }, 0);
+    wait_log(&launch, "worker: not started");
+    // Several tries (backoff 100, 200, 400 ms...): each refused, none started.
+    assert!(
+        launch
+            .stderr
+            .wait_for_n("worker: not started", 3, Duration::from_secs(10)),
+        "{}",
+        launch.stderr.text()
+    );
+    assert_eq!(worker(), None, "started without its user");
+    let log = launch.stderr.text();
+    assert!(
+        log.contains("user \"leaver\" is not in /etc/passwd"),
+        "{log}"
+    );
+    assert!(log.contains("fix: create the user"), "{log}");
+    assert_eq!(log.matches("worker started (pid").count(), 1, "{log}");
+
+    // Back in the image: the next try starts it as that user again.
+    rewrite(&p.path("etc/passwd"), |t| t + leaver);
+    let again = support::wait_until(Duration::from_secs(10), worker)
+        .unwrap_or_else(|| panic!("not restarted:\n{}", launch.stderr.text()));
+    let uid = support::wait_until(Duration::from_secs(5), || uids(again, "sleep")).unwrap();
+    assert_eq!(uid, "4322 4322 4322 4322");
+}

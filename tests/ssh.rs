@@ -69,7 +69,11 @@ fn a_key_in_the_volume_logs_in_until_it_is_removed() {
     let truncated = &public[..40];
     p.write(
         "data/ssh/bad.pub",
-        &format!("{truncated}\nssh-foo AAAAB3Nza x\nfrom=\"10.0.0.1\" {public}-----BEGIN OPENSSH PRIVATE KEY-----\n"),
+        &format!("{truncated}\nssh-foo AAAAB3Nza x\nfrom=\"10.0.0.1\" {public}"),
+    )
+    .write(
+        "data/ssh/pasted.pub",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n",
     );
 
     let mut launch = start(&p);
@@ -84,9 +88,9 @@ fn a_key_in_the_volume_logs_in_until_it_is_removed() {
     let log = launch.stderr.text();
     for needle in [
         "bad.pub:1: the key does not parse",
-        "bad.pub:2: unknown key type \"ssh-foo\"",
+        "bad.pub:2: unknown key type",
         "bad.pub:3: an options prefix (from) is not allowed",
-        "bad.pub:4: this is a private key",
+        "pasted.pub: it holds an OpenSSH private key",
         "ssh key SHA256:",
         "operator.pub:3",
     ] {
@@ -219,4 +223,96 @@ fn rsa_host_keys_when_asked_are_served_and_kept() {
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
         0o600
     );
+}
+
+/// A new ed25519 key pair at `path` (and `path.pub`) with `comment`: the private key's
+/// text and the public line.
+fn keygen(path: &std::path::Path, comment: &str) -> (String, String) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    (
+        fs::read_to_string(path).unwrap(),
+        fs::read_to_string(path.with_extension("pub"))
+            .unwrap()
+            .trim_end()
+            .to_string(),
+    )
+}
+
+/// The base64 of a public key line.
+fn base64(line: &str) -> &str {
+    line.split_whitespace().nth(1).unwrap()
+}
+
+#[test]
+fn a_private_key_is_named_never_shown_and_a_bad_byte_costs_one_line() {
+    let p = Project::new("ssh-hostile-files");
+    p.write(
+        "project/launch.yml",
+        "ssh: {user: root, sshd: false}\nprocesses:\n  app: {command: [sleep, \"1000\"]}\n",
+    );
+    // A real private key where its public half belongs.
+    let (private, leaked_public) = keygen(&p.path("client/leaked"), "leaked-comment-7f3a");
+    p.write("data/ssh/leaked.pub", &private);
+    // Good keys around one whose comment has a Latin-1 byte, and an unknown type whose
+    // "base64" must not show either.
+    let (_, first) = keygen(&p.path("client/first"), "first");
+    let (_, latin) = keygen(&p.path("client/latin"), "latin");
+    let (_, last) = keygen(&p.path("client/last"), "last");
+    let mut mixed = format!("{first}\n").into_bytes();
+    mixed.extend_from_slice(format!("ssh-ed25519 {} caf", base64(&latin)).as_bytes());
+    mixed.extend_from_slice(b"\xe9-laptop\n");
+    mixed.extend_from_slice(format!("{last}\nssh-foo c2VjcmV0LXBheWxvYWQtOTE3 x\n").as_bytes());
+    fs::write(p.path("data/ssh/mixed.pub"), mixed).unwrap();
+
+    let launch = start(&p);
+    assert!(
+        launch
+            .stderr
+            .wait_for("app started", Duration::from_secs(15)),
+        "{}",
+        launch.stderr.text()
+    );
+    let log = launch.stderr.text();
+    for needle in [
+        "leaked.pub: it holds an OpenSSH private key; no key of this file is installed",
+        "mixed.pub:2: not UTF-8 text",
+        "mixed.pub:4: unknown key type",
+        "mixed.pub:1\n",
+        "mixed.pub:3\n",
+    ] {
+        assert!(log.contains(needle), "missing {needle:?} in:\n{log}");
+    }
+    assert_eq!(
+        log.matches("leaked.pub").count(),
+        1,
+        "reported once:\n{log}"
+    );
+    for line in private.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(
+            !log.contains(line),
+            "a line of the private key shows:\n{log}"
+        );
+    }
+    for shown in [
+        "leaked-comment-7f3a",
+        "c2VjcmV0LXBheWxvYWQtOTE3",
+        "caf",
+        base64(&latin),
+    ] {
+        assert!(!log.contains(shown), "{shown:?} shows:\n{log}");
+    }
+
+    // The file with the bad byte still gives its other keys.
+    let installed = format!("/proc/{}/root/root/.ssh/authorized_keys", launch.pid);
+    let keys = fs::read_to_string(&installed).unwrap_or_else(|e| panic!("{installed}: {e}"));
+    assert!(keys.contains(base64(&first)), "{keys}");
+    assert!(keys.contains(base64(&last)), "{keys}");
+    assert!(!keys.contains(base64(&latin)), "{keys}");
+    assert!(!keys.contains(base64(&leaked_public)), "{keys}");
 }

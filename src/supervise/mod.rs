@@ -30,7 +30,7 @@ use crate::control::{self, ProcessStatus, Request};
 use crate::exit::{Exit, Remap, code};
 use crate::reconfigure;
 use crate::spec::{self, Kind, Process, ReadyCheck, Restart};
-use crate::users::Accounts;
+use crate::users::{Accounts, UserError};
 use cleanup::Scope;
 use events::{EventError, EventLoop, Wake};
 use logs::{LogPipe, Stream};
@@ -391,8 +391,6 @@ struct Supervisor {
     terminal: bool,
     verbose: bool,
     log_json: bool,
-    /// The image's accounts, read when a process first needs a user.
-    accounts: Option<Accounts>,
     /// The control socket and its token.
     control: Option<(u64, control::Server)>,
 }
@@ -425,7 +423,6 @@ impl Supervisor {
             terminal,
             verbose,
             log_json: false,
-            accounts: None,
             control: None,
         })
     }
@@ -685,29 +682,17 @@ impl Supervisor {
                 .collect(),
             ..Extra::default()
         };
-        if let Some(name) = &spec.user {
-            let accounts = self
-                .accounts
-                .get_or_insert_with(|| Accounts::load(std::path::Path::new("/")));
-            if let Some(user) = accounts.user(name) {
-                let gid = spec
-                    .group
-                    .as_deref()
-                    .and_then(|g| accounts.group(g))
-                    .unwrap_or(user.gid);
-                extra
-                    .env
-                    .push(("HOME".into(), user.home.display().to_string()));
-                extra.env.push(("USER".into(), user.name.clone()));
-                extra.env.push(("LOGNAME".into(), user.name.clone()));
-                extra.user = Some(Credentials {
-                    uid: user.uid,
-                    gid,
-                    groups: std::iter::once(gid)
-                        .chain(user.groups.iter().copied())
-                        .collect(),
-                });
-            }
+        if let Err(e) = run_as(&spec, &mut extra) {
+            // Never started with launch's own credentials instead. Counted as a failed
+            // start, so the restart policy and its backoff apply: a reload that brings
+            // the user back heals it, a user that stays missing ends in the give-up (and
+            // stops the container when the process is critical).
+            let message = format!(
+                "{}: not started (and never as launch's own user instead): {e}",
+                spec.name
+            );
+            self.failed_start(i, now, message, code::CONFIG);
+            return;
         }
         let mut new_watches = Vec::new();
         if spec.log_prefix {
@@ -758,16 +743,24 @@ impl Supervisor {
                 self.log(message);
             }
             Err(e) => {
-                // Like a crash: the same backoff, so that a missing binary neither spins
-                // nor starves the others.
-                self.log(format!("{}: cannot start: {e}", spec.name));
-                let exit = Exit::Code(e.exit_code());
-                self.procs[i].state = State::Running {
-                    pid: Pid::from_raw(0),
-                };
-                self.ended(i, exit);
+                let message = format!("{}: cannot start: {e}", spec.name);
+                self.failed_start(i, now, message, e.exit_code());
             }
         }
+    }
+
+    /// Process `i` could not be started at `now`: like a crash with `code`, the same
+    /// backoff, so that a missing binary or user neither spins nor starves the others.
+    fn failed_start(&mut self, i: usize, now: Instant, message: String, code: i32) {
+        self.log(message);
+        let p = &mut self.procs[i];
+        p.started = Some(now);
+        p.ready = false;
+        p.readiness = None;
+        p.state = State::Running {
+            pid: Pid::from_raw(0),
+        };
+        self.ended(i, Exit::Code(code));
     }
 
     fn watch(&mut self, watch: Watch) {
@@ -1297,6 +1290,29 @@ impl Supervisor {
             let _ = tcsetpgrp(stdin, getpgrp());
         }
     }
+}
+
+/// Sets `extra` to run as the process's user (and group), with `HOME`, `USER` and
+/// `LOGNAME` to match. The accounts are read afresh at every start: a copy from a minute
+/// ago may lack a user a reload has added since, or still hold one removed.
+fn run_as(spec: &Process, extra: &mut Extra) -> Result<(), UserError> {
+    let Some(user) = &spec.user else {
+        return Ok(());
+    };
+    let found = Accounts::read(std::path::Path::new("/"))?.resolve(user, spec.group.as_deref())?;
+    extra
+        .env
+        .push(("HOME".into(), found.home.display().to_string()));
+    extra.env.push(("USER".into(), found.name.clone()));
+    extra.env.push(("LOGNAME".into(), found.name.clone()));
+    extra.user = Some(Credentials {
+        uid: found.uid,
+        gid: found.gid,
+        groups: std::iter::once(found.gid)
+            .chain(found.groups.iter().copied())
+            .collect(),
+    });
+    Ok(())
 }
 
 /// A close-on-exec pipe whose read end does not block.

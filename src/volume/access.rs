@@ -109,6 +109,21 @@ impl AccessError {
         }
     }
 
+    /// What is wrong, without the path and the fix (for a caller that says both its
+    /// own way).
+    pub fn reason(&self) -> String {
+        match self {
+            AccessError::Symlink { .. } => "is a symlink, which launch does not follow".into(),
+            AccessError::NotDirectory { .. } => "is not a directory".into(),
+            AccessError::NotRegular { kind, .. } => format!("is {kind}, not a regular file"),
+            AccessError::TooLarge { size, limit, .. } => {
+                format!("is {size} bytes, more than the {limit} bytes launch reads")
+            }
+            AccessError::Escapes { .. } => "leaves the directory it must stay in".into(),
+            AccessError::Io { op, source, .. } => format!("cannot {op}: {source}"),
+        }
+    }
+
     /// The underlying system error, when there is one (to tell a full disk from a
     /// planted symlink).
     pub fn errno(&self) -> Option<i32> {
