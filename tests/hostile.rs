@@ -62,9 +62,10 @@ fn mkfifo(path: &Path) {
 }
 
 fn start(p: &Project) -> Launched {
+    fs::create_dir_all(p.path("control")).unwrap();
     let root = p.root.display().to_string();
     let mut cmd = support::command(Mode::Pid1, &["run", "--root", &root]);
-    cmd.env("LAUNCH_CONTROL", p.path("control.sock"))
+    cmd.env("LAUNCH_CONTROL", p.path("control/launch.sock"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -84,7 +85,7 @@ fn status(p: &Project) -> (bool, Duration) {
     let started = Instant::now();
     let out = Command::new(support::launch_bin())
         .arg("status")
-        .env("LAUNCH_CONTROL", p.path("control.sock"))
+        .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -433,4 +434,139 @@ fn symlinks_are_followed_only_where_nobody_but_root_can_plant_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("name: \"from-configmap\""), "{stdout}");
+}
+
+/// The app user of the ssh tests: uid 4242, home under the project root.
+const APP_UID: u32 = 4242;
+
+fn app_account(p: &Project, home: &str) -> (String, String) {
+    (
+        format!(
+            "app:x:{APP_UID}:{APP_UID}::{}:/bin/sh\n",
+            p.path(home).display()
+        ),
+        format!("app:x:{APP_UID}:\n"),
+    )
+}
+
+/// Runs `script` as the app user (a real uid, no capabilities): the attacker.
+fn as_app(script: &str) {
+    let status = Command::new("setpriv")
+        .args([
+            &format!("--reuid={APP_UID}"),
+            &format!("--regid={APP_UID}"),
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the attacker's script failed: {script}");
+}
+
+#[test]
+fn what_the_ssh_user_plants_in_its_home_never_redirects_launch() {
+    // Finding 1: with `ssh.user: app`, the app user owns ~/.ssh. A FIFO at the name
+    // authorized_keys used to be staged under blocked PID 1 in open(); a symlink there
+    // made launch chown a root file to the app user.
+    let p = project("hostile-home");
+    p.write(
+        "project/launch.yml",
+        "ssh: {user: app}\nprocesses:\n  app: {command: [sleep, \"1000\"]}\n",
+    );
+    p.write(
+        "data/ssh/alice.pub",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE alice\n",
+    );
+    let (secret, text) = victim(&p, "victim");
+    let elsewhere = p.path("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    let home = p.path("home/app");
+    fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(APP_UID), Some(APP_UID)).unwrap();
+    let dot_ssh = home.join(".ssh");
+    as_app(&format!(
+        "mkdir -m 700 {ssh} && for pid in $(seq 1 64); do mkfifo {ssh}/.launch-tmp.$pid.authorized_keys; done",
+        ssh = dot_ssh.display()
+    ));
+    let (passwd, group) = app_account(&p, "home/app");
+    let mut launch = p.run_with_accounts(&passwd, &group);
+    wait_log(&launch, "app started");
+    let keys = fs::read_to_string(dot_ssh.join("authorized_keys")).unwrap();
+    assert!(keys.contains("ssh-ed25519 AAAAC3"), "{keys}");
+    let meta = fs::metadata(dot_ssh.join("authorized_keys")).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (APP_UID, 0o600));
+
+    // Now symlinks to the victim at every name launch staged under, and at the name
+    // itself; then a reload.
+    as_app(&format!(
+        "cd {ssh} && rm -f .launch-tmp.* && for pid in $(seq 1 64); do ln -s {v} .launch-tmp.$pid.authorized_keys; done && rm authorized_keys && ln -s {v} authorized_keys",
+        ssh = dot_ssh.display(),
+        v = secret.display()
+    ));
+    launch.signal(libc::SIGHUP);
+    wait_log(&launch, "SIGHUP: reconfiguring");
+    assert!(
+        support::wait_until(Duration::from_secs(10), || {
+            fs::symlink_metadata(dot_ssh.join("authorized_keys"))
+                .ok()
+                .filter(|m| m.is_file())
+        })
+        .is_some(),
+        "the symlink at authorized_keys was not replaced"
+    );
+    assert_untouched(&secret, text);
+
+    // ~/.ssh itself swapped for a symlink to a root directory: refused, not followed.
+    as_app(&format!(
+        "mv {ssh} {home}/old-ssh && ln -s {e} {ssh}",
+        ssh = dot_ssh.display(),
+        home = home.display(),
+        e = elsewhere.display()
+    ));
+    launch.signal(libc::SIGHUP);
+    wait_log(
+        &launch,
+        ".ssh: is a symlink in a directory that others can write",
+    );
+    assert_eq!(
+        fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "written through the link"
+    );
+    let meta = fs::metadata(&elsewhere).unwrap();
+    assert_eq!(
+        meta.uid(),
+        0,
+        "the root directory was given to the app user"
+    );
+    assert_untouched(&secret, text);
+    launch.signal(libc::SIGTERM);
+    launch.wait(Duration::from_secs(15));
+}
+
+#[test]
+fn a_missing_home_of_the_ssh_user_is_made_the_users() {
+    // Finding 9: the home was made root:root 0700, so the user could not log in.
+    let p = project("hostile-nohome");
+    p.write(
+        "project/launch.yml",
+        "ssh: {user: app}\nprocesses:\n  app: {command: [sleep, \"1000\"]}\n",
+    );
+    let (passwd, group) = app_account(&p, "home/new");
+    let mut launch = p.run_with_accounts(&passwd, &group);
+    wait_log(&launch, "app started");
+    let mode = |rel: &str| {
+        let meta = fs::metadata(p.path(rel)).unwrap();
+        (meta.mode() & 0o7777, meta.uid(), meta.gid())
+    };
+    assert_eq!(mode("home/new"), (0o750, APP_UID, APP_UID));
+    assert_eq!(mode("home/new/.ssh"), (0o700, APP_UID, APP_UID));
+    assert_eq!(
+        mode("home/new/.ssh/authorized_keys"),
+        (0o600, APP_UID, APP_UID)
+    );
+    launch.signal(libc::SIGTERM);
+    launch.wait(Duration::from_secs(15));
 }

@@ -237,47 +237,6 @@ fn pillar_values_marked_secret_are_used_but_never_shown() {
     );
 }
 
-/// `launch run` as PID 1 seeing `etc/passwd` and `etc/group` of the project's root (a
-/// copy of the machine's, which the test edits while launch runs) in place of the real
-/// ones: bind mounts in launch's own mount namespace, gone with it.
-fn start_with_own_accounts(p: &Project, extra_passwd: &str, extra_group: &str) -> Launched {
-    let passwd = p.path("etc/passwd");
-    let group = p.path("etc/group");
-    fs::create_dir_all(passwd.parent().unwrap()).unwrap();
-    fs::write(
-        &passwd,
-        fs::read_to_string("/etc/passwd").unwrap() + extra_passwd,
-    )
-    .unwrap();
-    fs::write(
-        &group,
-        fs::read_to_string("/etc/group").unwrap() + extra_group,
-    )
-    .unwrap();
-    let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        "--kill-child",
-        "sh",
-        "-c",
-    ])
-    .arg(
-        "mount --bind \"$2\" /etc/passwd && mount --bind \"$3\" /etc/group \
-         && exec \"$0\" run --root \"$1\"",
-    )
-    .arg(support::launch_bin())
-    .arg(&p.root)
-    .arg(&passwd)
-    .arg(&group)
-    .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    Launched::spawn(Mode::Pid1, cmd)
-}
-
 /// Rewrites a file in place (same inode: the bind mount shows the new content).
 fn rewrite(path: &std::path::Path, edit: impl FnOnce(String) -> String) {
     let text = fs::read_to_string(path).unwrap();
@@ -319,7 +278,7 @@ fn a_user_added_after_launch_started_is_the_one_a_reload_runs() {
          \x20 worker: {command: [sleep, \"1001\"], user: \"{{ pillar.worker_user }}\"}\n\
          {% endif %}",
     );
-    let launch = start_with_own_accounts(&p, "", "");
+    let launch = p.run_with_accounts("", "");
     // A process with a user has started: a copy of the accounts made then lacks the
     // user added next.
     wait_log(&launch, "early started");
@@ -346,7 +305,7 @@ fn a_user_removed_before_a_restart_is_refused_never_run_as_root() {
         "processes:\n  worker:\n    command: [sleep, \"1002\"]\n    user: \"{{ pillar.worker_user }}\"\n\
          \x20   restart: always\n    max_restarts: 50\n",
     );
-    let launch = start_with_own_accounts(&p, leaver, "leaver:x:4322:\n");
+    let launch = p.run_with_accounts(leaver, "leaver:x:4322:\n");
     let worker = || running(&launch, &["sleep", "1002"]).first().copied();
     let first = support::wait_until(Duration::from_secs(15), worker)
         .unwrap_or_else(|| panic!("no worker:\n{}", launch.stderr.text()));

@@ -161,3 +161,47 @@ impl Project {
         Launched::spawn(Mode::Pid1, cmd)
     }
 }
+
+impl Project {
+    /// `launch run` as PID 1 seeing `etc/passwd` and `etc/group` of the project's root (a
+    /// copy of the machine's plus `extra_passwd` and `extra_group`, which the test may
+    /// edit while launch runs) in place of the real ones: bind mounts in launch's own
+    /// mount namespace, gone with it. The control socket is `control/launch.sock`.
+    pub fn run_with_accounts(&self, extra_passwd: &str, extra_group: &str) -> Launched {
+        let passwd = self.path("etc/passwd");
+        let group = self.path("etc/group");
+        fs::create_dir_all(passwd.parent().unwrap()).unwrap();
+        fs::write(
+            &passwd,
+            fs::read_to_string("/etc/passwd").unwrap() + extra_passwd,
+        )
+        .unwrap();
+        fs::write(
+            &group,
+            fs::read_to_string("/etc/group").unwrap() + extra_group,
+        )
+        .unwrap();
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "sh",
+            "-c",
+        ])
+        .arg(
+            "mount --bind \"$2\" /etc/passwd && mount --bind \"$3\" /etc/group \
+             && exec \"$0\" run --root \"$1\"",
+        )
+        .arg(super::launch_bin())
+        .arg(&self.root)
+        .arg(&passwd)
+        .arg(&group)
+        .env("LAUNCH_CONTROL", self.path("control/launch.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        Launched::spawn(Mode::Pid1, cmd)
+    }
+}
