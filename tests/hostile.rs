@@ -570,3 +570,124 @@ fn a_missing_home_of_the_ssh_user_is_made_the_users() {
     launch.signal(libc::SIGTERM);
     launch.wait(Duration::from_secs(15));
 }
+
+/// What an attacker may plant at a name before launch writes.
+#[derive(Debug, Clone, Copy)]
+enum Plant {
+    LinkToFile,
+    LinkToDir,
+    Fifo,
+    Dir,
+    File,
+}
+
+fn plant_strategy() -> impl proptest::strategy::Strategy<Value = Vec<(u8, Plant)>> {
+    use proptest::prelude::*;
+    let plant = prop_oneof![
+        Just(Plant::LinkToFile),
+        Just(Plant::LinkToDir),
+        Just(Plant::Fifo),
+        Just(Plant::Dir),
+        Just(Plant::File),
+    ];
+    prop::collection::vec((0u8..4, plant), 0..6)
+}
+
+/// Everything under `dir`: path -> (kind and mode, owner, content).
+fn state(dir: &Path) -> Vec<(std::path::PathBuf, u32, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let entry = entry.unwrap();
+        let meta = entry.path().symlink_metadata().unwrap();
+        let content = if meta.is_file() {
+            fs::read(entry.path()).unwrap()
+        } else {
+            Vec::new()
+        };
+        out.push((entry.path().to_path_buf(), meta.mode(), meta.uid(), content));
+    }
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        // Each case races a thread against three flushed writes: a hundredth of the
+        // other properties (50 cases in CI)..
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse::<u32>().ok()).unwrap_or(1000) / 100,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Whatever the owner of a directory plants there, before and while launch writes
+    /// into it, nothing outside it changes: no write, no chown, no chmod, no new file.
+    #[test]
+    fn staged_writes_never_touch_anything_outside_their_directory(
+        plants in plant_strategy(),
+        swaps in proptest::prelude::any::<bool>(),
+        case in proptest::prelude::any::<u64>(),
+    ) {
+        use launch::volume::access::{Attributes, Trust};
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("staged-prop-{}-{case}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let (dir, outside) = (root.join("home"), root.join("outside"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(outside.join("victim-dir")).unwrap();
+        let victim = outside.join("victim");
+        fs::write(&victim, "root-only\n").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&dir, Some(APP_UID), Some(APP_UID)).unwrap();
+        let before = state(&outside);
+        let names = ["app.conf", ".launch-tmp.1.app.conf", ".launch-tmp.2.app.conf", "other"];
+        let plant = |at: &Path, what: Plant| {
+            let _ = fs::remove_file(at);
+            let _ = fs::remove_dir_all(at);
+            match what {
+                Plant::LinkToFile => { let _ = symlink(&victim, at); }
+                Plant::LinkToDir => { let _ = symlink(outside.join("victim-dir"), at); }
+                Plant::Fifo => { let _ = nix::unistd::mkfifo(at, nix::sys::stat::Mode::from_bits_truncate(0o666)); }
+                Plant::Dir => { let _ = fs::create_dir(at); }
+                Plant::File => { let _ = fs::write(at, "planted"); }
+            }
+        };
+        for (i, what) in &plants {
+            plant(&dir.join(names[*i as usize]), *what);
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let racer = swaps.then(|| {
+            let (stop, dir, victim) = (stop.clone(), dir.clone(), victim.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                        let name = entry.file_name();
+                        if name.to_string_lossy().starts_with(".launch-tmp.") {
+                            n += 1;
+                            if fs::rename(entry.path(), dir.join(format!("stolen-{n}"))).is_ok() {
+                                let _ = symlink(&victim, entry.path());
+                            }
+                        }
+                    }
+                }
+            })
+        });
+        let trust = Trust::default();
+        for _ in 0..3 {
+            let _ = launch::atomic::write(
+                &dir.join("app.conf"),
+                b"rendered\n",
+                Attributes::owned(0o644, Some((APP_UID, APP_UID))),
+                &trust,
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(racer) = racer {
+            racer.join().unwrap();
+        }
+        let after = state(&outside);
+        let _ = fs::remove_dir_all(&root);
+        proptest::prop_assert_eq!(before, after);
+    }
+}
