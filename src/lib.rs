@@ -10,6 +10,7 @@
 //!   supervisor with one process.
 //! - [`layout`], [`pillar`], [`spec`], [`render`], [`reconfigure`]: the configuration
 //!   pipeline (where the project is, the merged pillar, the typed spec, the templates),
+//!   with [`spec_text`] keeping the values Tera puts into the spec out of its structure,
 //!   with [`yaml`] for located errors, [`atomic`] for safe writes, [`users`] for the
 //!   image's accounts, and [`commands`] for what `check` and `reconfigure` print (with
 //!   [`diff`] for its diffs).
@@ -30,6 +31,7 @@ pub mod render;
 pub mod scaffold;
 pub mod seed;
 pub mod spec;
+pub mod spec_text;
 pub mod ssh;
 pub mod supervise;
 pub mod users;

@@ -492,9 +492,11 @@ fn config_files_are_not_html_escaped_and_have_config_filters() {
     let out = p.out();
     p.write(
         "project/launch.yml",
-        &format!("templates:\n  - src: templates/app.xml\n    dest: {out}/app.xml\n"),
+        // The spec's values are escaped (into tokens): a template named like it is not.
+        &format!("templates:\n  - src: templates/app.xml\n    dest: {out}/app.xml\n  - src: templates/x/launch.yml\n    dest: {out}/launch.yml\n"),
     )
     .write("project/pillar.yml", "expr: \"a < b && c > 'd'\"\nlist: [1, two]\nmap: {k: v}\n")
+    .write("project/templates/x/launch.yml", "v: {{ pillar.expr }}\n")
     .write(
         "project/templates/app.xml",
         "<v>{{ pillar.expr }}</v>\njson={{ pillar.map | to_json }}\n{{ pillar.list | to_yaml }}sh={{ pillar.expr | shell_quote }}\nd={{ pillar.missing | default(value=\"fallback\") }}\n",
@@ -504,6 +506,10 @@ fn config_files_are_not_html_escaped_and_have_config_filters() {
     assert_eq!(
         fs::read_to_string(p.path("out/app.xml")).unwrap(),
         "<v>a < b && c > 'd'</v>\njson={\"k\":\"v\"}\n- 1\n- two\nsh='a < b && c > '\\''d'\\'''\nd=fallback\n"
+    );
+    assert_eq!(
+        fs::read_to_string(p.path("out/launch.yml")).unwrap(),
+        "v: a < b && c > 'd'\n"
     );
 }
 
