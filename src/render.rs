@@ -351,15 +351,18 @@ fn plain_message(e: &tera::Error) -> String {
     out
 }
 
-/// The context every template and the spec see: `pillar`, `env`, `project`.
+/// The context every template and the spec see: `pillar`, `image` (the pillar without
+/// the operator's layer), `env`, `project`.
 ///
 /// Fails only on a pillar that [`Pillar::load`] would have refused (a key Tera cannot
 /// take); Tera's own `insert` would panic on it.
 pub fn context(pillar: &Pillar, layout: &Layout) -> Result<Context, RenderError> {
     let mut context = Context::new();
-    let value = tera::Value::try_from_serializable(&pillar.value)
-        .map_err(|e| RenderError::Context(plain_message(&e)))?;
-    context.insert_value("pillar", value);
+    for (name, map) in [("pillar", &pillar.value), ("image", &pillar.image)] {
+        let value = tera::Value::try_from_serializable(map)
+            .map_err(|e| RenderError::Context(plain_message(&e)))?;
+        context.insert_value(name, value);
+    }
     let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
     context.insert("env", &env);
     let mut project = std::collections::BTreeMap::new();

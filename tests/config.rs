@@ -513,6 +513,39 @@ fn config_files_are_not_html_escaped_and_have_config_filters() {
     );
 }
 
+/// `image` is the pillar without the operator's layer: what the spec takes for
+/// destinations, users and paths, which the operator must not choose.
+#[test]
+fn image_is_the_pillar_without_the_operators_layer() {
+    let p = basic("image-layer");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        "templates:\n  - src: templates/app.conf\n    dest: \"{{ image.dir }}/app.conf\"\n",
+    )
+    .write("project/pillar.yml", "dir: /nonexistent\nport: 1\n")
+    .write("pillar/10-image.yml", &format!("dir: {out}\n"))
+    .write("data/configuration/pillar.yml", "dir: /etc\nport: 2\n")
+    .write(
+        "project/templates/app.conf",
+        "{{ pillar.dir }} {{ image.dir }} {{ pillar.port }} {{ image.port }}\n",
+    );
+    let ran = p.run("reconfigure", &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        fs::read_to_string(p.path("out/app.conf")).unwrap(),
+        format!("/etc {out} 2 1\n")
+    );
+    // launch's command line is the image's (or root's), not the operator's.
+    let ran = p.run("check", &["--set", &format!("dir={out}/sub")]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains(&format!("+++ {out}/sub/app.conf")),
+        "{}",
+        ran.stdout
+    );
+}
+
 #[test]
 fn secrets_are_rendered_but_never_shown() {
     let p = basic("secrets");
