@@ -85,7 +85,7 @@ impl SpecText {
         while let Some(at) = rest.find(is_reserved) {
             text.push_str(&rest[..at]);
             let Some((value, len)) = raw_token(&rest[at..]) else {
-                return Err(stray(file, rendered, rendered.len() - rest.len() + at));
+                return Err(stray(file, &text));
             };
             let _ = write!(text, "{OPEN}{}{CLOSE}", values.len());
             values.push(value);
@@ -189,8 +189,9 @@ fn raw_token(s: &str) -> Option<(String, usize)> {
     None
 }
 
-fn stray(file: &Path, rendered: &str, at: usize) -> YamlError {
-    let before = &rendered[..at];
+/// The error for a reserved character right after `before` (the text so far, values
+/// numbered: its columns are near the author's).
+fn stray(file: &Path, before: &str) -> YamlError {
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     YamlError {
