@@ -10,7 +10,8 @@
 //!   supervisor with one process.
 //! - [`layout`], [`pillar`], [`spec`], [`render`], [`reconfigure`]: the configuration
 //!   pipeline (where the project is, the merged pillar, the typed spec, the templates),
-//!   with [`yaml`] for located errors, [`atomic`] for safe writes, [`volume`] for reading
+//!   with [`spec_text`] keeping the values Tera puts into the spec out of its structure,
+//!   [`yaml`] for located errors, [`atomic`] for safe writes, [`volume`] for reading
 //!   files others wrote, [`users`] for the image's accounts, and [`commands`] for what
 //!   `check` and `reconfigure` print (with [`diff`] for its diffs).
 //! - [`seed`], [`ssh`]: the volume: seeding empty paths, SSH keys, host keys, sshd.
@@ -32,6 +33,7 @@ pub mod render;
 pub mod scaffold;
 pub mod seed;
 pub mod spec;
+pub mod spec_text;
 pub mod ssh;
 pub mod supervise;
 pub mod users;

@@ -81,6 +81,10 @@ pub enum PillarError {
 pub struct Pillar {
     /// The merged values (a mapping).
     pub value: Mapping,
+    /// The same without the operator's layer (`configuration/pillar.yml`): what the
+    /// image and launch's command line set. The spec takes from it what the operator
+    /// must not choose (destinations, users, paths).
+    pub image: Mapping,
     /// The layers, in order: a file path or `--set`, and the layer itself when origins
     /// are tracked.
     layers: Vec<(String, Option<Mapping>)>,
@@ -104,12 +108,16 @@ impl Pillar {
     ) -> Result<Pillar, Vec<PillarError>> {
         let mut files = vec![layout.defaults_file()];
         files.extend(override_files(layout));
+        let operator = files.len();
         files.push(layout.operator_file());
 
         let mut pillar = Pillar::new(track_origins);
         let mut errors = Vec::new();
-        for file in files {
-            match read_layer(&file, Some(&layout.data)) {
+        for (i, file) in files.iter().enumerate() {
+            if i == operator {
+                pillar.image = pillar.value.clone();
+            }
+            match read_layer(file, Some(&layout.data)) {
                 Ok(Some(layer)) => pillar.merge_layer(file.display().to_string(), layer),
                 Ok(None) => {}
                 Err(e) => errors.push(e),
@@ -117,12 +125,16 @@ impl Pillar {
         }
         for set in sets {
             match parse_set(set) {
-                Ok(layer) => pillar.merge_layer(format!("--set {set}"), layer),
+                Ok(layer) => {
+                    merge(&mut pillar.image, layer.clone());
+                    pillar.merge_layer(format!("--set {set}"), layer);
+                }
                 Err(e) => errors.push(e),
             }
         }
         if errors.is_empty() {
             pillar.secrets = take_secret_tags(&mut pillar.value);
+            pillar.secrets.extend(take_secret_tags(&mut pillar.image));
             Ok(pillar)
         } else {
             Err(errors)

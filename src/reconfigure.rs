@@ -9,6 +9,7 @@ use crate::layout::{Layout, LayoutArgs, LayoutError};
 use crate::pillar::{self, Pillar, PillarError};
 use crate::render::{self, Applied, Output, RenderError, Renderer};
 use crate::spec::{self, Spec, SpecError};
+use crate::spec_text::SpecText;
 use crate::users::Accounts;
 use crate::volume::access::{Dir, TEMP_PREFIX, Trust};
 
@@ -154,8 +155,13 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     let rendered = renderer
         .render_spec(&context)
         .map_err(|e| hide(vec![e.into()]))?;
+    let mut spec_text =
+        SpecText::new(&spec_file, &rendered).map_err(|e| hide(vec![SpecError::from(e).into()]))?;
+    drop(rendered);
+    let known = secrets();
+    spec_text.hide(|value| render::mask(value, &known));
     let accounts = Accounts::load(std::path::Path::new("/"));
-    let mut spec = spec::parse(&spec_file, &rendered, &accounts).map_err(|e| hide(into_all(e)))?;
+    let mut spec = spec::parse(&spec_file, &spec_text, &accounts).map_err(|e| hide(into_all(e)))?;
     if let Some(ssh) = spec.ssh.clone().filter(|s| s.sshd) {
         if !spec.processes.iter().any(|p| p.name == "sshd") {
             let config = layout

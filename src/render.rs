@@ -1,8 +1,9 @@
 //! Tera, as config files need it: strict (an undefined variable is an error), no HTML
-//! autoescaping (it would mangle an XML or shell config), with `to_json`, `to_yaml`,
-//! `shell_quote` and `default` filters, includes and components from `templates/`, and a
-//! `secret(name=...)` function that reads `/run/secrets/NAME` and whose values are
-//! masked wherever launch shows content.
+//! autoescaping (it would mangle an XML or shell config; the spec alone has its values
+//! escaped, into tokens that keep them out of its YAML: [`crate::spec_text`]), with
+//! `to_json`, `to_yaml`, `shell_quote` and `default` filters, includes and components
+//! from `templates/`, and a `secret(name=...)` function that reads `/run/secrets/NAME`
+//! and whose values are masked wherever launch shows content.
 //!
 //! Everything is rendered in memory first; [`apply`] then stages every changed output
 //! beside its destination, runs the checks, and only when all are good renames them
@@ -22,6 +23,7 @@ use crate::atomic::{self, AtomicError, Attributes, Committed};
 use crate::layout::Layout;
 use crate::pillar::Pillar;
 use crate::spec::{self, Template};
+use crate::spec_text;
 use crate::volume::access::{self, AccessError, Trust};
 use crate::yaml::{self, Place};
 
@@ -115,9 +117,9 @@ pub struct Renderer {
     templates_dir: PathBuf,
 }
 
-/// The name `launch.yml` is known by inside Tera (not a valid file name under
-/// templates/, so it cannot clash).
-const SPEC_NAME: &str = "/launch.yml";
+/// The name `launch.yml` is known by inside Tera. Tera escapes the templates whose
+/// names end with it, so no file under templates/ may: a file name cannot hold a NUL.
+const SPEC_NAME: &str = "\0launch.yml";
 
 impl Renderer {
     /// Loads every file under `templates/` (so includes and components resolve) and the
@@ -125,8 +127,10 @@ impl Renderer {
     pub fn new(layout: &Layout, spec_text: &str) -> Result<Renderer, Vec<RenderError>> {
         let secrets = Arc::new(Mutex::new(Vec::new()));
         let mut tera = Tera::new();
-        // Config files are not HTML: never escape.
-        tera.autoescape_on(Vec::<&str>::new());
+        // Config files are not HTML: never escape them. The spec's values become tokens
+        // that stay inside YAML scalars, whatever they hold.
+        tera.autoescape_on([SPEC_NAME]);
+        tera.set_escape_fn(spec_text::escape);
         register(&mut tera, secrets.clone());
 
         let mut sources = HashMap::new();
@@ -209,8 +213,9 @@ impl Renderer {
         }
     }
 
-    /// Renders `project/launch.yml`. In it, `{{ staged }}` stays as written, for the
-    /// template `check` commands that use it.
+    /// Renders `project/launch.yml`, each value as a token ([`spec_text::SpecText`]
+    /// takes them out). In it, `{{ staged }}` stays as written, for the template `check`
+    /// commands that use it.
     pub fn render_spec(&self, context: &Context) -> Result<String, RenderError> {
         let mut context = context.clone();
         context.insert("staged", "{{ staged }}");
@@ -357,15 +362,18 @@ fn plain_message(e: &tera::Error) -> String {
     out
 }
 
-/// The context every template and the spec see: `pillar`, `env`, `project`.
+/// The context every template and the spec see: `pillar`, `image` (the pillar without
+/// the operator's layer), `env`, `project`.
 ///
 /// Fails only on a pillar that [`Pillar::load`] would have refused (a key Tera cannot
 /// take); Tera's own `insert` would panic on it.
 pub fn context(pillar: &Pillar, layout: &Layout) -> Result<Context, RenderError> {
     let mut context = Context::new();
-    let value = tera::Value::try_from_serializable(&pillar.value)
-        .map_err(|e| RenderError::Context(plain_message(&e)))?;
-    context.insert_value("pillar", value);
+    for (name, map) in [("pillar", &pillar.value), ("image", &pillar.image)] {
+        let value = tera::Value::try_from_serializable(map)
+            .map_err(|e| RenderError::Context(plain_message(&e)))?;
+        context.insert_value(name, value);
+    }
     let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
     context.insert("env", &env);
     let mut project = std::collections::BTreeMap::new();

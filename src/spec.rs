@@ -1,6 +1,7 @@
-//! `project/launch.yml`, after Tera has rendered it, parsed once into typed structs and
-//! validated as a whole. Every problem is reported (not just the first), each with the
-//! file:line it is at and what to do; the rest of launch never sees raw YAML.
+//! `project/launch.yml`, after Tera has rendered it (values kept out of its structure:
+//! [`crate::spec_text`]), parsed once into typed structs and validated as a whole.
+//! Every problem is reported (not just the first), each with the file:line it is at and
+//! what to do; the rest of launch never sees raw YAML.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
+use crate::spec_text::SpecText;
 use crate::users::Accounts;
 use crate::yaml::{self, Place, Seg, YamlError};
 
@@ -415,13 +417,13 @@ struct RawShutdown {
 /// Collects problems with their places.
 struct Checker<'a> {
     file: &'a Path,
-    text: &'a str,
+    text: &'a SpecText,
     errors: Vec<SpecError>,
 }
 
 impl Checker<'_> {
     fn line(&self, path: &[Seg]) -> usize {
-        yaml::locate(self.text, path)
+        self.text.locate(path)
     }
 
     fn error(&mut self, path: &[Seg], what: impl Into<String>, fix: impl Into<String>) {
@@ -433,7 +435,7 @@ impl Checker<'_> {
                 col: 0,
             },
             what: what.into(),
-            excerpt: yaml::excerpt(self.text, line, 0),
+            excerpt: self.text.excerpt(line, 0),
             fix: fix.into(),
         });
     }
@@ -552,8 +554,10 @@ impl Checker<'_> {
 }
 
 /// Parses and validates the rendered spec `text` of `file`.
-pub fn parse(file: &Path, text: &str, accounts: &Accounts) -> Result<Spec, Vec<SpecError>> {
-    let value = yaml::parse(file, text).map_err(|e| vec![SpecError::from(e)])?;
+pub fn parse(file: &Path, text: &SpecText, accounts: &Accounts) -> Result<Spec, Vec<SpecError>> {
+    let value = text
+        .parse(file)
+        .map_err(|e| e.into_iter().map(SpecError::from).collect::<Vec<_>>())?;
     let mut c = Checker {
         file,
         text,
@@ -1044,11 +1048,9 @@ mod tests {
     use super::*;
 
     fn check(text: &str) -> Result<Spec, Vec<SpecError>> {
-        parse(
-            Path::new("launch.yml"),
-            text,
-            &Accounts::load(Path::new("/")),
-        )
+        let file = Path::new("launch.yml");
+        let text = SpecText::new(file, text).map_err(|e| vec![e.into()])?;
+        parse(file, &text, &Accounts::load(Path::new("/")))
     }
 
     fn messages(text: &str) -> String {

@@ -50,6 +50,11 @@ pub fn excerpt(text: &str, line: usize, col: usize) -> String {
     let Some(content) = line.checked_sub(1).and_then(|i| text.lines().nth(i)) else {
         return String::new();
     };
+    excerpt_line(line, content, col)
+}
+
+/// Line `line` (1-based), whose text is `content`, formatted as [`excerpt`] does.
+pub fn excerpt_line(line: usize, content: &str, col: usize) -> String {
     let number = line.to_string();
     let pad = " ".repeat(number.len());
     let shown = content.replace('\t', "→");
@@ -117,6 +122,13 @@ impl From<usize> for Seg {
 /// The 1-based line where `path` is in block-style YAML `text`; when the path itself is
 /// not found (flow style, `{a: 1}`), the line of its deepest ancestor that is; 0 if none.
 pub fn locate(text: &str, path: &[Seg]) -> usize {
+    locate_with(text, path, |key| key.to_string())
+}
+
+/// [`locate`], where each key as written in `text` is first turned by `key` into the
+/// key of the parsed document (the spec's keys are written with placeholders for the
+/// values they take: see [`crate::spec_text`]).
+pub fn locate_with(text: &str, path: &[Seg], key: impl Fn(&str) -> String) -> usize {
     let mut stack: Vec<(usize, Seg)> = Vec::new();
     let mut best = (0usize, 0usize); // (matched depth, line)
     let mut block_scalar_indent: Option<usize> = None;
@@ -157,11 +169,11 @@ pub fn locate(text: &str, path: &[Seg]) -> usize {
                 continue;
             }
         }
-        if let Some((key, value)) = split_key(rest) {
+        if let Some((name, value)) = split_key(rest) {
             while stack.last().is_some_and(|(i, _)| *i >= at) {
                 stack.pop();
             }
-            stack.push((at, Seg::Key(key)));
+            stack.push((at, Seg::Key(key(&name))));
             best = better(best, &stack, path, number + 1);
             let value = value.trim();
             if value.starts_with('|') || value.starts_with('>') {

@@ -492,9 +492,11 @@ fn config_files_are_not_html_escaped_and_have_config_filters() {
     let out = p.out();
     p.write(
         "project/launch.yml",
-        &format!("templates:\n  - src: templates/app.xml\n    dest: {out}/app.xml\n"),
+        // The spec's values are escaped (into tokens): a template named like it is not.
+        &format!("templates:\n  - src: templates/app.xml\n    dest: {out}/app.xml\n  - src: templates/x/launch.yml\n    dest: {out}/launch.yml\n"),
     )
     .write("project/pillar.yml", "expr: \"a < b && c > 'd'\"\nlist: [1, two]\nmap: {k: v}\n")
+    .write("project/templates/x/launch.yml", "v: {{ pillar.expr }}\n")
     .write(
         "project/templates/app.xml",
         "<v>{{ pillar.expr }}</v>\njson={{ pillar.map | to_json }}\n{{ pillar.list | to_yaml }}sh={{ pillar.expr | shell_quote }}\nd={{ pillar.missing | default(value=\"fallback\") }}\n",
@@ -504,6 +506,43 @@ fn config_files_are_not_html_escaped_and_have_config_filters() {
     assert_eq!(
         fs::read_to_string(p.path("out/app.xml")).unwrap(),
         "<v>a < b && c > 'd'</v>\njson={\"k\":\"v\"}\n- 1\n- two\nsh='a < b && c > '\\''d'\\'''\nd=fallback\n"
+    );
+    assert_eq!(
+        fs::read_to_string(p.path("out/launch.yml")).unwrap(),
+        "v: a < b && c > 'd'\n"
+    );
+}
+
+/// `image` is the pillar without the operator's layer: what the spec takes for
+/// destinations, users and paths, which the operator must not choose.
+#[test]
+fn image_is_the_pillar_without_the_operators_layer() {
+    let p = basic("image-layer");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        "templates:\n  - src: templates/app.conf\n    dest: \"{{ image.dir }}/app.conf\"\n",
+    )
+    .write("project/pillar.yml", "dir: /nonexistent\nport: 1\n")
+    .write("pillar/10-image.yml", &format!("dir: {out}\n"))
+    .write("data/configuration/pillar.yml", "dir: /etc\nport: 2\n")
+    .write(
+        "project/templates/app.conf",
+        "{{ pillar.dir }} {{ image.dir }} {{ pillar.port }} {{ image.port }}\n",
+    );
+    let ran = p.run("reconfigure", &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        fs::read_to_string(p.path("out/app.conf")).unwrap(),
+        format!("/etc {out} 2 1\n")
+    );
+    // launch's command line is the image's (or root's), not the operator's.
+    let ran = p.run("check", &["--set", &format!("dir={out}/sub")]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains(&format!("+++ {out}/sub/app.conf")),
+        "{}",
+        ran.stdout
     );
 }
 

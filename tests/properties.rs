@@ -6,7 +6,9 @@
 //! - seeding random trees into random volumes full of hostile symlinks never writes
 //!   outside the volume and never changes a file that was there;
 //! - hostile input to every parser (pillar, spec, templates, public keys) is an error
-//!   with a position or a clean result, never a panic.
+//!   with a position or a clean result, never a panic;
+//! - no pillar value changes the spec's structure: whatever it holds, the parsed spec
+//!   has the processes, arguments and keys the author wrote, the value whole in each.
 //!
 //! `PROPTEST_CASES` sets how many inputs each property gets (default 1,000: about ten
 //! seconds in all; 4,000 were run once by hand, clean).
@@ -379,5 +381,148 @@ proptest! {
         // One key or one refusal per line at the most.
         prop_assert!(keys.len() + refused.len() <= text.lines().count());
         fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+}
+
+/// Pieces of values that would be YAML syntax if the spec took them as text. Each holds
+/// a character that no number or true/false has, so no value made of them is typed.
+fn syntax_piece() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "\"",
+        "'",
+        "\n",
+        "\r\n",
+        "{{ ",
+        " }}",
+        "{% if x %}",
+        "{%",
+        ": ",
+        "- ",
+        "-",
+        "#",
+        " #",
+        "[",
+        "]",
+        "{",
+        "}",
+        ", ",
+        "&a ",
+        "*a",
+        "!!tag ",
+        "!",
+        "\t",
+        "é",
+        "\u{feff}",
+        "\u{E100}",
+        "\u{E000}",
+        "|",
+        ">",
+        "---\n",
+        "...\n",
+        "%YAML 1.2\n",
+        "? ",
+        "\\",
+        "~",
+        "x: y",
+        "\0",
+        "\u{85}",
+        "\u{2028}",
+        "    ",
+        "<<: *a",
+    ])
+}
+
+/// A spec that puts `pillar.v` in every kind of place a value can go.
+const EVERY_PLACE: &str = r#"processes:
+  list:
+    command: [prog, "{{ pillar.v }}", {{ pillar.v }}, '{{ pillar.v }}', x-{{ pillar.v }}]
+    env:
+      PLAIN: {{ pillar.v }}
+      QUOTED: "{{ pillar.v }}"
+      K_{{ pillar.v }}: key
+      "Q_{{ pillar.v }}": quoted key
+    user: nobody
+  block:
+    command: |
+      echo {{ pillar.v }}
+      {{ pillar.v }}
+    user: nobody
+  flow: {command: [prog, {{ pillar.v }}], env: {F: {{ pillar.v }}}, user: nobody}
+"#;
+
+/// The spec of EVERY_PLACE with `pillar.v` set to `value`.
+fn spec_with(value: &str) -> Result<launch::spec::Spec, String> {
+    let mut pillar = Mapping::new();
+    pillar.insert(Value::String("v".into()), Value::String(value.into()));
+    let pillar = serde_yaml::to_string(&pillar).map_err(|e| e.to_string())?;
+    let root = project_with(&[
+        ("project/pillar.yml", &pillar),
+        ("project/launch.yml", EVERY_PLACE),
+    ]);
+    let options = launch::reconfigure::Options {
+        layout: launch::layout::LayoutArgs {
+            root: Some(root.clone()),
+            ..Default::default()
+        },
+        sets: vec![],
+        track_origins: false,
+    };
+    let plan = launch::reconfigure::plan(&options);
+    fs::remove_dir_all(&root).unwrap();
+    match plan {
+        Ok(plan) => Ok(plan.spec),
+        Err(errors) => Err(errors.iter().map(|e| format!("{e}\n")).collect()),
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// docs/security.md: no value can change the spec's structure. The spec with a
+    /// hostile value has the processes, argument lists and environment keys of the
+    /// same spec with a harmless one, and the value arrives whole wherever it was put.
+    #[test]
+    fn no_pillar_value_changes_the_structure_of_the_spec(
+        pieces in prop::collection::vec(syntax_piece(), 0..12),
+    ) {
+        use launch::spec::Command::{Exec, Shell};
+        let v = pieces.concat();
+        let harmless = spec_with("ok").unwrap();
+        let spec = spec_with(&v).map_err(|e| TestCaseError::fail(format!("{v:?} refused:\n{e}")))?;
+        let names = |s: &launch::spec::Spec| s.processes.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        prop_assert_eq!(names(&spec), names(&harmless));
+        // The keys named by the value, written as the harmless spec's.
+        let keys = |p: &launch::spec::Process, v: &str| {
+            let mut keys: Vec<String> = p
+                .env
+                .keys()
+                .map(|k| match k.get(..2) {
+                    Some(prefix @ ("K_" | "Q_")) if &k[2..] == v => format!("{prefix}ok"),
+                    _ => k.clone(),
+                })
+                .collect();
+            keys.sort();
+            keys
+        };
+        for (p, h) in spec.processes.iter().zip(&harmless.processes) {
+            prop_assert_eq!(keys(p, &v), keys(h, "ok"), "{}", p.name);
+            prop_assert_eq!(&p.user, &h.user);
+            match (&p.command, &h.command) {
+                (Exec(a), Exec(b)) => prop_assert_eq!(a.len(), b.len()),
+                (Shell(_), Shell(_)) => {}
+                _ => prop_assert!(false, "{}: the command changed form", p.name),
+            }
+        }
+        let list = &spec.processes[0];
+        let whole = vec!["prog".to_string(), v.clone(), v.clone(), v.clone(), format!("x-{v}")];
+        prop_assert_eq!(&list.command, &Exec(whole));
+        for key in ["PLAIN", "QUOTED"] {
+            prop_assert_eq!(list.env.get(key), Some(&v));
+        }
+        prop_assert_eq!(list.env.get(&format!("K_{v}")).map(String::as_str), Some("key"));
+        prop_assert_eq!(list.env.get(&format!("Q_{v}")).map(String::as_str), Some("quoted key"));
+        prop_assert_eq!(&spec.processes[1].command, &Shell(format!("echo {v}\n{v}\n")));
+        prop_assert_eq!(&spec.processes[2].command, &Exec(vec!["prog".into(), v.clone()]));
+        prop_assert_eq!(spec.processes[2].env.get("F"), Some(&v));
     }
 }

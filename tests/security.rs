@@ -341,3 +341,59 @@ fn a_user_removed_before_a_restart_is_refused_never_run_as_root() {
     let uid = support::wait_until(Duration::from_secs(5), || uids(again, "sleep")).unwrap();
     assert_eq!(uid, "4322 4322 4322 4322");
 }
+
+/// The attack as it was found: a spec that follows this page's advice (list form,
+/// `user: nobody`), and an operator value holding a quote, a bracket and newlines. When
+/// the spec was rendered as text and then parsed, the value closed the list and added
+/// a process of its own, which ran as root. Now the value is one argument, nothing more.
+#[test]
+fn an_operator_value_cannot_add_a_process() {
+    let p = Project::new("sec-structure");
+    let out = p.out();
+    // What today's text rendering turns into a second process (`evil`, no user: root)
+    // and a third that swallows the rest of the author's line.
+    let value = format!(
+        "x\"]\n  evil: {{command: [/bin/sh, -c, \"id -u > {out}/pwned\"]}}\n  decoy:\n    command: [sleep, \"1000\"] #"
+    );
+    p.write("project/pillar.yml", "greeting: hello\n")
+        .write(
+            "project/launch.yml",
+            "processes:\n  app:\n    command: [/bin/sh, -c, 'printf \"<%s>\\n\" \"$1\"; exec sleep 1000', sh, \"{{ pillar.greeting }}\"]\n    user: nobody\n",
+        );
+    fs::create_dir_all(p.path("data/configuration")).unwrap();
+    let operator = serde_json::to_string(&value).unwrap();
+    fs::write(
+        p.path("data/configuration/pillar.yml"),
+        format!("greeting: {operator}\n"),
+    )
+    .unwrap();
+    let mut launch = start(&p, &[]);
+    wait_log(&launch, "app started");
+    // The argument arrives whole, newlines and all.
+    assert!(
+        launch
+            .stdout
+            .wait_for(&format!("<{value}>"), Duration::from_secs(10)),
+        "app did not get the value as one argument:\n{}",
+        launch.stdout.text()
+    );
+    let status = Command::new(support::launch_bin())
+        .args(["status", "--json"])
+        .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
+        .output()
+        .unwrap();
+    let table: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let names: Vec<&str> = table
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["app"], "the value added processes");
+    assert!(
+        !p.path("out/pwned").exists(),
+        "a process of the operator's ran as root"
+    );
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+}
