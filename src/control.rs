@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -142,8 +142,12 @@ impl Server {
         // operator's, and its mode is left as it is: the socket is 0600 and every peer
         // is checked with SO_PEERCRED anyway.
         if let Some(dir) = path.parent().filter(|d| !d.exists()) {
-            fs::create_dir_all(dir).map_err(error)?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(error)?;
+            // Made with its mode (never chmodded by path afterwards).
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(error)?;
         }
         if UnixStream::connect(path).is_ok() {
             return Err(error(io::Error::new(
@@ -152,8 +156,12 @@ impl Server {
             )));
         }
         let _ = fs::remove_file(path);
-        let listener = UnixListener::bind(path).map_err(error)?;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(error)?;
+        // The socket is created 0600 (a umask around bind; launch is single-threaded
+        // here), never chmodded by path after it exists.
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+        let bound = UnixListener::bind(path);
+        nix::sys::stat::umask(old);
+        let listener = bound.map_err(error)?;
         listener.set_nonblocking(true).map_err(error)?;
         Ok(Server {
             listener,

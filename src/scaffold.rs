@@ -7,8 +7,8 @@
 //! is never touched.
 
 use std::fs;
-use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The placeholder in the template's files that becomes the project's name.
@@ -136,8 +136,17 @@ fn write_all(staged: &Path, name: &str) -> Result<(), ScaffoldError> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(io)?;
         }
-        fs::write(&path, file.text.replace(PLACEHOLDER, name)).map_err(io)?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(file.mode)).map_err(io)?;
+        // A new file in launch's own staging directory, given its mode on the open file.
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        out.write_all(file.text.replace(PLACEHOLDER, name).as_bytes())
+            .map_err(io)?;
+        out.set_permissions(fs::Permissions::from_mode(file.mode))
+            .map_err(io)?;
     }
     Ok(())
 }
