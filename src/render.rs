@@ -450,7 +450,16 @@ fn read_secret(name: &str) -> Result<String, String> {
         return Err(format!("secret name {name:?} must be a plain file name"));
     }
     let path = secrets_dir().join(name);
-    match fs::read_to_string(&path) {
+    // Read like every other file launch did not write: never a FIFO, never unbounded,
+    // symlinks only where nobody but root could plant them (a Kubernetes Secret's
+    // read-only `..data` links are fine).
+    let read = access::read_path(&path, &Trust::default(), access::max_file_size())
+        .map_err(|e| io::Error::other(e.reason()))
+        .and_then(|found| found.ok_or_else(|| io::ErrorKind::NotFound.into()))
+        .and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|_| io::Error::other("is not UTF-8 text"))
+        });
+    match read {
         Ok(mut value) => {
             if value.ends_with('\n') {
                 value.pop();
