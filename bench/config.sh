@@ -43,6 +43,7 @@ PY
 big=$work/big
 mkdir -p "$big/project" "$big/data/configuration"
 printf 'processes: {}\n' >"$big/project/launch.yml"
+printf 'bulk: {}   # free-form: an empty mapping as the default\n' >"$big/project/pillar.yml"
 python3 - "$big/data/configuration/pillar.yml" <<'PY'
 import sys
 size, i = 0, 0

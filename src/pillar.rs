@@ -7,14 +7,15 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io;
+
 use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
-use crate::atomic::{self, Attributes};
+use crate::atomic;
 use crate::layout::Layout;
-use crate::volume::access::{self, Dir, Trust};
+use crate::schema::{self, Kind, Schema};
+use crate::volume::access::{self, Trust};
 use crate::yaml::{self, Place, Seg, YamlError};
 
 /// A layer that cannot be used.
@@ -67,6 +68,23 @@ pub enum PillarError {
         /// Where the first bad byte is.
         place: Place,
     },
+    /// A value the image's shape does not allow (an unknown key, another type, out of
+    /// the schema's range).
+    #[error("{at}: {what}\n  fix: {fix}")]
+    Schema {
+        /// The operator's file:line, the variable, or the flag.
+        at: String,
+        /// What is wrong.
+        what: String,
+        /// What to do.
+        fix: String,
+    },
+    /// The schema file cannot be used.
+    #[error(transparent)]
+    SchemaFile(#[from] schema::SchemaError),
+    /// An environment variable that names no key path.
+    #[error("environment {0}: write {ENV_PREFIX}key__path=VALUE, e.g. {ENV_PREFIX}db__port=5433")]
+    BadEnv(String),
     /// A `--set` that is not `a.b=VALUE`.
     #[error("--set {0:?}: write --set key.path=VALUE, e.g. --set nginx.port=8080")]
     BadSet(String),
@@ -108,24 +126,61 @@ impl Pillar {
     ) -> Result<Pillar, Vec<PillarError>> {
         let mut files = vec![layout.defaults_file()];
         files.extend(override_files(layout));
-        let operator = files.len();
-        files.push(layout.operator_file());
-
         let mut pillar = Pillar::new(track_origins);
         let mut errors = Vec::new();
-        for (i, file) in files.iter().enumerate() {
-            if i == operator {
-                pillar.image = pillar.value.clone();
-            }
-            match read_layer(file, Some(&layout.data)) {
-                Ok(Some(layer)) => pillar.merge_layer(file.display().to_string(), layer),
+        for file in &files {
+            match read_layer(file, None) {
+                Ok(Some((layer, _))) => pillar.merge_layer(file.display().to_string(), layer),
                 Ok(None) => {}
                 Err(e) => errors.push(e),
+            }
+        }
+        pillar.image = pillar.value.clone();
+        let schema = match load_schema(layout, pillar.image.clone()) {
+            Ok(schema) => schema,
+            Err(e) => {
+                errors.push(e);
+                Schema::default()
+            }
+        };
+        // The operator's layers: checked against the image's shape, each error at the
+        // place the operator wrote it.
+        let operator = layout.operator_file();
+        match read_layer(&operator, Some(&layout.data)) {
+            Ok(Some((layer, text))) => {
+                errors.extend(schema.check(&layer).into_iter().map(|p| {
+                    let line = yaml::locate(&text, &p.path).max(1);
+                    PillarError::Schema {
+                        at: Place::at(&operator, line).to_string(),
+                        what: p.what,
+                        fix: p.fix,
+                    }
+                }));
+                pillar.merge_layer(operator.display().to_string(), layer);
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+        for (name, value) in std::env::vars() {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            match env_layer(rest, &value, &schema) {
+                Ok(layer) => {
+                    errors.extend(schema_errors(
+                        &schema,
+                        &layer,
+                        &format!("environment {name}"),
+                    ));
+                    pillar.merge_layer(format!("environment {name}"), layer);
+                }
+                Err(()) => errors.push(PillarError::BadEnv(name)),
             }
         }
         for set in sets {
             match parse_set(set) {
                 Ok(layer) => {
+                    errors.extend(schema_errors(&schema, &layer, &format!("--set {set}")));
                     merge(&mut pillar.image, layer.clone());
                     pillar.merge_layer(format!("--set {set}"), layer);
                 }
@@ -286,11 +341,64 @@ fn bad_key_in(value: &Value, path: &mut Vec<Seg>) -> Option<(Vec<Seg>, &'static 
     }
 }
 
+/// Environment variables that set pillar values: `LAUNCH_PILLAR__db__port=5433` sets
+/// `db.port` (for the operator whose only knob is a compose file's or a pod's
+/// `environment:`). Between the volume's file and `--set`.
+pub const ENV_PREFIX: &str = "LAUNCH_PILLAR__";
+
+/// The image's schema: its merged defaults and `project/pillar.schema.yml`.
+fn load_schema(layout: &Layout, defaults: Mapping) -> Result<Schema, PillarError> {
+    let file = layout.project.join(schema::FILE);
+    let text = access::read_path(&file, &Trust::default(), access::max_file_size())?
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+    Ok(Schema::new(defaults, &file, text.as_deref())?)
+}
+
+fn schema_errors(schema: &Schema, layer: &Mapping, at: &str) -> Vec<PillarError> {
+    schema
+        .check(layer)
+        .into_iter()
+        .map(|p| PillarError::Schema {
+            at: at.to_string(),
+            what: p.what,
+            fix: p.fix,
+        })
+        .collect()
+}
+
+/// `db__port` and `5433` as `{db: {port: 5433}}`: the value is text where the image's
+/// default is text, and read as a YAML scalar (a number, true/false) elsewhere.
+fn env_layer(path: &str, raw: &str, schema: &Schema) -> Result<Mapping, ()> {
+    let keys: Vec<&str> = path.split("__").collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        return Err(());
+    }
+    let mut value = match schema.expects(&keys) {
+        Some(Kind::String) => Value::String(raw.to_string()),
+        _ => match serde_yaml::from_str::<Value>(raw) {
+            Ok(v @ (Value::Bool(_) | Value::Number(_) | Value::Null | Value::Sequence(_))) => v,
+            _ => Value::String(raw.to_string()),
+        },
+    };
+    for key in keys.iter().rev() {
+        let mut map = Mapping::new();
+        map.insert(Value::String(key.to_string()), value);
+        value = Value::Mapping(map);
+    }
+    match value {
+        Value::Mapping(map) => Ok(map),
+        _ => Err(()),
+    }
+}
+
 /// Reads one layer file: `None` when it does not exist. The operator's file is read
 /// strictly beneath the volume (`volume` is `Some`), the image's through
 /// [`access::read_path`]: never through a planted symlink, never a FIFO, never more than
 /// [`access::max_file_size`] bytes, never nested deeper than [`yaml::MAX_DEPTH`].
-fn read_layer(file: &Path, volume: Option<&Path>) -> Result<Option<Mapping>, PillarError> {
+fn read_layer(
+    file: &Path,
+    volume: Option<&Path>,
+) -> Result<Option<(Mapping, String)>, PillarError> {
     let limit = access::max_file_size();
     let read = match volume.and_then(|v| file.strip_prefix(v).ok().map(|rel| (v, rel))) {
         Some((volume, rel)) => access::read_beneath(volume, rel, limit),
@@ -313,9 +421,9 @@ fn read_layer(file: &Path, volume: Option<&Path>) -> Result<Option<Mapping>, Pil
     })?;
     yaml::check_depth(file, &text)?;
     match yaml::parse(file, &text)? {
-        Value::Null => Ok(Some(Mapping::new())),
+        Value::Null => Ok(Some((Mapping::new(), text))),
         Value::Mapping(map) => match bad_key(&map, &mut Vec::new()) {
-            None => Ok(Some(map)),
+            None => Ok(Some((map, text))),
             Some((path, found)) => Err(PillarError::BadKey {
                 place: Place {
                     file: file.into(),
@@ -366,72 +474,14 @@ pub fn parse_set(set: &str) -> Result<Mapping, PillarError> {
     }
 }
 
-/// The operator's directory, `configuration/`, held: root's, 0750, created if missing
-/// and its own mode and owner corrected at every start through its descriptor (the
-/// files in it are left as the operator keeps them; no recursive walk of the volume).
-/// A symlink there is refused, never followed.
-pub fn prepare_configuration_dir(layout: &Layout) -> Result<Dir, PillarError> {
-    let volume = Dir::open_root(&layout.data, true)?.ok_or_else(|| {
-        PillarError::Access(access::AccessError::Io {
-            path: layout.data.clone(),
-            op: "open the volume",
-            source: io::ErrorKind::NotFound.into(),
-        })
-    })?;
-    let owner = nix::unistd::geteuid().is_root().then_some((0, 0));
-    let attrs = Attributes::owned(0o750, owner);
-    let dir = volume
-        .open_dir(Path::new("configuration"), Some(attrs))?
-        .ok_or_else(|| {
-            PillarError::Access(access::AccessError::Io {
-                path: layout.data.join("configuration"),
-                op: "create",
-                source: io::ErrorKind::NotFound.into(),
-            })
-        })?;
-    dir.set_attributes(attrs)?;
-    Ok(dir)
-}
-
 impl From<access::AccessError> for PillarError {
     fn from(e: access::AccessError) -> PillarError {
         PillarError::Access(e)
     }
 }
 
-/// The text of a new operator file: every default, commented out.
-fn operator_file_text(layout: &Layout) -> String {
-    let mut text = String::from(
-        "# The operator's configuration of this service: launch reads it at every start\n\
-         # and on `docker kill -s HUP`. Uncomment a line and change its value to override\n\
-         # the image's default; `launch check --show-pillar` shows the merged result.\n",
-    );
-    let mut sources = vec![layout.defaults_file()];
-    sources.extend(override_files(layout));
-    for source in sources {
-        let Ok(Some(defaults)) =
-            access::read_path(&source, &Trust::default(), access::max_file_size())
-        else {
-            continue;
-        };
-        let _ = write!(text, "\n# --- defaults from {} ---\n", source.display());
-        for line in String::from_utf8_lossy(&defaults).lines() {
-            if line.trim().is_empty() {
-                text.push('\n');
-            } else {
-                let _ = writeln!(
-                    text,
-                    "#{}{line}",
-                    if line.starts_with('#') { "" } else { " " }
-                );
-            }
-        }
-    }
-    text
-}
-
 /// The image's `pillar/*.yml` (and `.yaml`), sorted by name.
-fn override_files(layout: &Layout) -> Vec<PathBuf> {
+pub(crate) fn override_files(layout: &Layout) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(&layout.pillar) else {
         return Vec::new();
     };
@@ -442,25 +492,6 @@ fn override_files(layout: &Layout) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-/// On first start the operator's file does not exist: create it in the held
-/// `configuration/` with every default commented out, so that the file they will edit
-/// shows every knob. Returns true when it was written; an existing name (whatever it
-/// is) is never touched.
-pub fn write_operator_file(layout: &Layout, dir: &Dir) -> Result<bool, PillarError> {
-    let name = std::ffi::OsStr::new("pillar.yml");
-    if dir.lstat_name(name)?.is_some() {
-        return Ok(false);
-    }
-    let owner = nix::unistd::geteuid().is_root().then_some((0, 0));
-    atomic::write_in(
-        dir,
-        name,
-        operator_file_text(layout).as_bytes(),
-        Attributes::owned(0o640, owner),
-    )?;
-    Ok(true)
 }
 
 #[cfg(test)]
@@ -476,7 +507,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let file = dir.join("pillar.yml");
         fs::write(&file, text).unwrap();
-        let result = read_layer(&file, None);
+        let result = read_layer(&file, None).map(|l| l.map(|(m, _)| m));
         fs::remove_dir_all(&dir).unwrap();
         result.unwrap_err().to_string()
     }

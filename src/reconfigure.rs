@@ -6,7 +6,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use crate::layout::{Layout, LayoutArgs, LayoutError};
-use crate::pillar::{self, Pillar, PillarError};
+use crate::pillar::{Pillar, PillarError};
 use crate::render::{self, Applied, Output, RenderError, Renderer};
 use crate::spec::{self, Spec, SpecError};
 use crate::spec_text::SpecText;
@@ -289,11 +289,11 @@ pub fn apply(plan: &Plan) -> Result<Report, Box<Failure>> {
     if let Err(e) = result {
         return Err(fail(report, into_all(e)));
     }
-    let config_dir = match pillar::prepare_configuration_dir(&plan.layout) {
+    let config_dir = match crate::operator_file::prepare_configuration_dir(&plan.layout) {
         Ok(dir) => dir,
         Err(e) => return Err(fail(report, vec![e.into()])),
     };
-    match pillar::write_operator_file(&plan.layout, &config_dir) {
+    match crate::operator_file::write_operator_file(&plan.layout, &config_dir) {
         Ok(wrote) => report.wrote_operator_file = wrote,
         Err(e) => return Err(fail(report, vec![e.into()])),
     }

@@ -18,6 +18,17 @@ pub struct Place {
     pub col: usize,
 }
 
+impl Place {
+    /// A line of a file (no column).
+    pub fn at(file: &Path, line: usize) -> Place {
+        Place {
+            file: file.into(),
+            line,
+            col: 0,
+        }
+    }
+}
+
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;

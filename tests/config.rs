@@ -272,6 +272,11 @@ fn a_ten_megabyte_pillar_works() {
         i += 1;
     }
     p.write("data/configuration/pillar.yml", &big);
+    // `bulk` is the image's to open to free-form keys: an empty mapping as its default.
+    p.write(
+        "project/pillar.yml",
+        "port: 8080\nname: demo\nlimits: {cpu: 1, mem: 2}\nbulk: {}\n",
+    );
     let ran = p.run("reconfigure", &[]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(
@@ -702,4 +707,108 @@ fn an_unknown_or_empty_host_key_list_is_refused_with_the_choices() {
         "no host key type given",
         "host_keys: [ed25519]",
     ]);
+}
+
+#[test]
+fn typos_and_wrong_types_are_caught_at_the_operators_line() {
+    let p = basic("schema");
+    p.write(
+        "project/pillar.yml",
+        "# The app's port.\nport: 8080\nname: demo\nlimits: {cpu: 1, mem: 2}\nextra: {}\nnote: ~\n",
+    )
+    .write(
+        "project/pillar.schema.yml",
+        "port: {min: 1, max: 65535}\nname: {one_of: [demo, prod]}\n",
+    );
+    let file = "data/configuration/pillar.yml";
+    let cases: &[(&str, &str)] = &[
+        (
+            "# mine\nnmae: prod\n",
+            "pillar.yml:2: `nmae` is not a setting of this image\n  fix: did you mean `name`?",
+        ),
+        (
+            "name: {a: 1}\n",
+            "pillar.yml:1: `name` is a mapping, but the image's default is a string",
+        ),
+        (
+            "name: [x, y]\n",
+            "pillar.yml:1: `name` is a list, but the image's default is a string",
+        ),
+        (
+            "name:\n",
+            "pillar.yml:1: `name` is empty, but the image's default is a string",
+        ),
+        (
+            "port: abc\n",
+            "pillar.yml:1: `port` is a string, but the image's default is a whole number",
+        ),
+        (
+            "port: 70000\n",
+            "pillar.yml:1: `port` is 70000, out of range\n  fix: use a number from 1 to 65535",
+        ),
+        (
+            "name: staging\n",
+            "`name` is \"staging\", which is not one of the allowed values\n  fix: use one of: \"demo\", \"prod\"",
+        ),
+        (
+            "limits:\n  cpu: 2\n  disk: 3\n",
+            "pillar.yml:3: `limits.disk` is not a setting of this image",
+        ),
+    ];
+    for (text, needle) in cases {
+        p.write(file, text);
+        let ran = p.run("check", &[]);
+        assert_eq!(ran.code, 78, "{text}: {}", ran.stderr);
+        assert!(
+            ran.stderr.contains(needle),
+            "{text}: wanted {needle:?} in\n{}",
+            ran.stderr
+        );
+    }
+    // Free-form where the image says so (an empty mapping, a null default); right types.
+    p.write(
+        file,
+        "extra: {anything: [1, {b: 2}]}\nnote: {x: 1}\nport: 9090\nname: prod\n",
+    );
+    let ran = p.run("check", &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+#[test]
+fn the_environment_is_a_layer_typed_by_the_image() {
+    let p = basic("env-layer");
+    let env = [
+        ("LAUNCH_PILLAR__port", "9090"),
+        ("LAUNCH_PILLAR__name", "12"),
+    ];
+    let ran = p.run_env("check", &["--show-pillar"], &env);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    // A string where the default is one, even when it reads as a number.
+    assert!(
+        ran.stdout
+            .contains("name: \"12\"  # from environment LAUNCH_PILLAR__name"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout
+            .contains("port: 9090  # from environment LAUNCH_PILLAR__port"),
+        "{}",
+        ran.stdout
+    );
+    // --set is stronger.
+    let ran = p.run_env("reconfigure", &["--set", "port=7070"], &env);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        fs::read_to_string(p.path("out/app.conf")).unwrap(),
+        "name=12\nport=7070\n"
+    );
+    let ran = p.run_env("check", &[], &[("LAUNCH_PILLAR__prot", "1")]);
+    assert_eq!(ran.code, 78);
+    ran.says(&[
+        "environment LAUNCH_PILLAR__prot: `prot` is not a setting of this image",
+        "did you mean `port`?",
+    ]);
+    let ran = p.run_env("check", &[], &[("LAUNCH_PILLAR__port", "high")]);
+    ran.says(&["environment LAUNCH_PILLAR__port: `port` is a string, but the image's default is a whole number"]);
 }

@@ -190,7 +190,7 @@ fn pillar_values_marked_secret_are_used_but_never_shown() {
     let p = Project::new("sec-tagged");
     p.write(
         "project/pillar.yml",
-        "db:\n  user: app\n  password: !secret default-password\n",
+        "db:\n  user: app\n  password: !secret default-password\nrestart: always\n",
     )
     .write(
         "project/templates/app.conf",
