@@ -26,6 +26,7 @@ pub mod control;
 pub mod diff;
 pub mod duration;
 pub mod exit;
+pub mod hints;
 pub mod layout;
 pub mod operator_file;
 pub mod pillar;

@@ -324,6 +324,16 @@ impl Renderer {
             .map(|(f, t)| (f.clone(), t.as_str()))
             .unwrap_or_else(|| (PathBuf::from(name), ""));
         let lower = what.to_lowercase();
+        if lower.contains("unexpected end of input") {
+            if let Some((line, tag, end)) = crate::hints::unclosed_block(text) {
+                return RenderError::Template {
+                    place: Place { file, line, col: 0 },
+                    what: format!("this {{% {tag} %}} is never closed"),
+                    excerpt: yaml::excerpt(text, line, 0),
+                    fix: format!("close it with {{% {end} %}} where the block ends"),
+                };
+            }
+        }
         let fix = if lower.contains("unknown template")
             || matches!(e.kind(), K::TemplateNotFound(_))
         {

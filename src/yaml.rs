@@ -86,6 +86,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Value, YamlError> {
             Some(i) => raw[..i].to_string(),
             None => raw.clone(),
         };
+        if let Some(found) = refine(file, text, &message, line, col) {
+            return found;
+        }
         let offending = line.checked_sub(1).and_then(|i| text.lines().nth(i)).unwrap_or("");
         let fix = if offending.trim_end().len() != offending.trim_start().len()
             && offending[..offending.len() - offending.trim_start().len()].contains('\t')
@@ -107,6 +110,43 @@ pub fn parse(file: &Path, text: &str) -> Result<Value, YamlError> {
             fix,
         }
     })
+}
+
+/// A better place and fix for the errors whose mark is not where the mistake is.
+fn refine(file: &Path, text: &str, message: &str, line: usize, col: usize) -> Option<YamlError> {
+    let located = |line: usize, col: usize, message: String, fix: String| YamlError {
+        place: Place {
+            file: file.into(),
+            line,
+            col,
+        },
+        excerpt: excerpt(text, line, col),
+        message,
+        fix,
+    };
+    const DUPLICATE: &str = "duplicate entry with key ";
+    if let Some(at) = message.find(DUPLICATE) {
+        let key = message[at + DUPLICATE.len()..].trim_matches('"');
+        let (first, second) = crate::hints::first_duplicate(text, line, col, key)?;
+        return Some(located(
+            second,
+            0,
+            format!("`{key}` is set twice in this mapping (first at line {first})"),
+            format!(
+                "keep one of lines {first} and {second}: within one file a later key does not win"
+            ),
+        ));
+    }
+    if message.contains("end of stream") || message.contains("quoted scalar") {
+        let (line, col) = crate::hints::unclosed_quote(text)?;
+        return Some(located(
+            line,
+            col,
+            "this quote is never closed".into(),
+            "close the value with the same quote on its line (inside \"...\" write \\\" for a quote; inside '...' write '')".into(),
+        ));
+    }
+    None
 }
 
 /// One step of a path into a document.

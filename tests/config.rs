@@ -812,3 +812,47 @@ fn the_environment_is_a_layer_typed_by_the_image() {
     let ran = p.run_env("check", &[], &[("LAUNCH_PILLAR__port", "high")]);
     ran.says(&["environment LAUNCH_PILLAR__port: `port` is a string, but the image's default is a whole number"]);
 }
+
+#[test]
+fn yaml_and_template_errors_point_at_the_line_to_change() {
+    let p = basic("positions");
+    let file = "data/configuration/pillar.yml";
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "name: a\nport: 2\nname: b\n",
+            &[
+                "pillar.yml:3: `name` is set twice in this mapping (first at line 1)",
+                "3 | name: b",
+            ],
+        ),
+        (
+            "limits:\n  cpu: 1\n  cpu: 2\n",
+            &["pillar.yml:3: `cpu` is set twice in this mapping (first at line 2)"],
+        ),
+        (
+            "name: \"abc\nport: 2\n",
+            &[
+                "pillar.yml:1:7: this quote is never closed",
+                "1 | name: \"abc",
+            ],
+        ),
+    ];
+    for (text, needles) in cases {
+        p.write(file, text);
+        let ran = p.run("check", &[]);
+        assert_eq!(ran.code, 78, "{text}");
+        ran.says(needles);
+    }
+    p.write(file, "name: ok\n");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        &format!(
+            "templates:\n{{% if true %}}\n  - src: templates/app.conf\n    dest: {out}/app.conf\n"
+        ),
+    );
+    p.run("check", &[]).says(&[
+        "launch.yml:2: this {% if %} is never closed",
+        "fix: close it with {% endif %}",
+    ]);
+}
