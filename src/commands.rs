@@ -39,6 +39,17 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
             plan.layout.operator_file().display()
         );
     }
+    for (name, _) in &plan.generated {
+        let _ = writeln!(
+            out,
+            "would generate secret {name:?} and keep it in {}",
+            plan.layout
+                .data
+                .join(crate::secrets::STORE)
+                .join(name)
+                .display()
+        );
+    }
     if let Some(ssh) = &plan.spec.ssh {
         let (keys, refused) =
             crate::ssh::read_keys(&plan.layout.data.join("ssh"), ssh.allow_options);
@@ -130,6 +141,9 @@ pub fn reconfigure(options: &Options) -> i32 {
     }
     if let Some(ssh) = &report.ssh {
         report_ssh(ssh);
+    }
+    for stored in &report.stored_secrets {
+        eprintln!("launch: generated a secret, kept in {}", stored.display());
     }
     for written in &report.written {
         let what = match written.change {

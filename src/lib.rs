@@ -34,6 +34,7 @@ pub mod reconfigure;
 pub mod render;
 pub mod scaffold;
 pub mod schema;
+pub mod secrets;
 pub mod seed;
 pub mod spec;
 pub mod spec_text;

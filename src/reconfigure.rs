@@ -91,6 +91,8 @@ pub struct Plan {
     pub outputs: Vec<Output>,
     /// Secret values read while rendering (to be masked in anything shown).
     pub secrets: Vec<String>,
+    /// Secrets rendering made (`secret(name=..., generate=N)`), to keep in the volume.
+    pub generated: Vec<(String, String)>,
     /// The operator's pillar file does not exist yet (first start).
     pub first_start: bool,
     /// What seeding would do.
@@ -181,11 +183,15 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     let mut outputs = Vec::new();
     let mut errors = check_volume(&layout, &spec);
     for template in &spec.templates {
+        let secrets_before = renderer.secrets().len();
         match renderer
             .render(template, &spec_file, &context)
             .and_then(|content| Output::compare(template.clone(), content, &spec_file, &trust))
         {
-            Ok(output) => outputs.push(output),
+            Ok(mut output) => {
+                output.holds_secret = renderer.secrets().len() > secrets_before;
+                outputs.push(output);
+            }
             Err(e) => errors.push(e.into()),
         }
     }
@@ -204,6 +210,7 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
         seeds,
         first_start: fs::symlink_metadata(layout.operator_file()).is_err(),
         secrets: secrets(),
+        generated: renderer.generated(),
         layout,
         pillar,
         spec,
@@ -226,6 +233,8 @@ pub struct Report {
     pub ssh: Option<crate::ssh::Installed>,
     /// Staged files of a killed launch, removed.
     pub leftovers: usize,
+    /// Secrets made now and kept in the volume.
+    pub stored_secrets: Vec<std::path::PathBuf>,
 }
 
 impl Report {
@@ -243,6 +252,7 @@ impl Report {
         if let Some(ssh) = &self.ssh {
             out.push(ssh.authorized_keys.display().to_string());
         }
+        out.extend(self.stored_secrets.iter().map(|p| p.display().to_string()));
         out.extend(self.written.iter().map(|w| w.dest.display().to_string()));
         out
     }
@@ -278,6 +288,12 @@ pub fn apply(plan: &Plan) -> Result<Report, Box<Failure>> {
     match install_ssh(plan) {
         Ok(ssh) => report.ssh = ssh,
         Err(e) => return Err(fail(report, vec![e])),
+    }
+    // Before the templates that use them: a template never holds a secret that is not
+    // kept.
+    match crate::secrets::store(&plan.layout.data, &plan.generated) {
+        Ok(stored) => report.stored_secrets = stored,
+        Err(e) => return Err(fail(report, vec![ConfigError::Render(e.into())])),
     }
     let result = render::apply(
         &plan.outputs,

@@ -22,14 +22,13 @@ use tera::{Context, Kwargs, State, Tera, TeraResult};
 use crate::atomic::{self, AtomicError, Attributes, Committed};
 use crate::layout::Layout;
 use crate::pillar::Pillar;
-use crate::spec::{self, Template};
+use crate::secrets::Secrets;
+use crate::spec::Template;
 use crate::spec_text;
 use crate::volume::access::{self, AccessError, Trust};
 use crate::yaml::{self, Place};
 
-/// Where secrets are read from unless `$LAUNCH_SECRETS_DIR` says otherwise (Docker
-/// and Kubernetes both mount them here).
-pub const SECRETS_DIR: &str = "/run/secrets";
+pub use crate::secrets::SECRETS_DIR;
 
 /// A template or output problem.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +112,7 @@ pub struct Renderer {
     tera: Tera,
     /// Template name -> (file, source), for error excerpts.
     sources: HashMap<String, (PathBuf, String)>,
-    secrets: Arc<Mutex<Vec<String>>>,
+    secrets: Arc<Mutex<Secrets>>,
     templates_dir: PathBuf,
 }
 
@@ -125,7 +124,10 @@ impl Renderer {
     /// Loads every file under `templates/` (so includes and components resolve) and the
     /// spec. All syntax errors are reported.
     pub fn new(layout: &Layout, spec_text: &str) -> Result<Renderer, Vec<RenderError>> {
-        let secrets = Arc::new(Mutex::new(Vec::new()));
+        let secrets = Arc::new(Mutex::new(Secrets {
+            volume: Some(layout.data.clone()),
+            ..Secrets::default()
+        }));
         let mut tera = Tera::new();
         // Config files are not HTML: never escape them. The spec's values become tokens
         // that stay inside YAML scalars, whatever they hold.
@@ -182,7 +184,7 @@ impl Renderer {
         // cannot resolve alone: those are left to the pass with all files together).
         for (name, (_, text)) in &renderer.sources {
             let mut alone = Tera::new();
-            register(&mut alone, Arc::new(Mutex::new(Vec::new())));
+            register(&mut alone, Arc::new(Mutex::new(Secrets::default())));
             if let Err(e) = alone.add_raw_template(name, text) {
                 errors.extend(
                     renderer
@@ -254,7 +256,18 @@ impl Renderer {
 
     /// Every secret value read so far (to mask them in what launch shows).
     pub fn secrets(&self) -> Vec<String> {
-        self.secrets.lock().map(|s| s.clone()).unwrap_or_default()
+        self.secrets
+            .lock()
+            .map(|s| s.known.clone())
+            .unwrap_or_default()
+    }
+
+    /// The secrets rendering made (`generate=`), to be kept in the volume by apply.
+    pub fn generated(&self) -> Vec<(String, String)> {
+        self.secrets
+            .lock()
+            .map(|s| s.generated.clone())
+            .unwrap_or_default()
     }
 
     fn error(&self, e: &tera::Error, fallback: &str) -> RenderError {
@@ -394,7 +407,7 @@ pub fn context(pillar: &Pillar, layout: &Layout) -> Result<Context, RenderError>
     Ok(context)
 }
 
-fn register(tera: &mut Tera, secrets: Arc<Mutex<Vec<String>>>) {
+fn register(tera: &mut Tera, secrets: Arc<Mutex<Secrets>>) {
     tera.register_filter(
         "to_json",
         |value: tera::Value, kwargs: Kwargs, _: &State| -> TeraResult<String> {
@@ -423,11 +436,11 @@ fn register(tera: &mut Tera, secrets: Arc<Mutex<Vec<String>>>) {
         "secret",
         move |kwargs: Kwargs, _: &State| -> TeraResult<String> {
             let name: String = kwargs.must_get("name")?;
-            let value = read_secret(&name).map_err(tera::Error::message)?;
-            if let Ok(mut known) = secrets.lock() {
-                known.push(value.clone());
-            }
-            Ok(value)
+            let generate: Option<usize> = kwargs.get("generate")?;
+            let mut store = secrets
+                .lock()
+                .map_err(|_| tera::Error::message("secret: the store is unusable"))?;
+            store.lookup(&name, generate).map_err(tera::Error::message)
         },
     );
 }
@@ -448,43 +461,6 @@ pub fn shell_quote(s: &str) -> String {
         return s.to_string();
     }
     format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-fn secrets_dir() -> PathBuf {
-    std::env::var_os("LAUNCH_SECRETS_DIR").map_or_else(|| PathBuf::from(SECRETS_DIR), PathBuf::from)
-}
-
-/// Reads a secret by name; its one trailing newline is dropped.
-fn read_secret(name: &str) -> Result<String, String> {
-    if !spec::stays_inside(Path::new(name)) || name.contains('/') {
-        return Err(format!("secret name {name:?} must be a plain file name"));
-    }
-    let path = secrets_dir().join(name);
-    // Read like every other file launch did not write: never a FIFO, never unbounded,
-    // symlinks only where nobody but root could plant them (a Kubernetes Secret's
-    // read-only `..data` links are fine).
-    let read = access::read_path(&path, &Trust::default(), access::max_file_size())
-        .map_err(|e| io::Error::other(e.reason()))
-        .and_then(|found| found.ok_or_else(|| io::ErrorKind::NotFound.into()))
-        .and_then(|bytes| {
-            String::from_utf8(bytes).map_err(|_| io::Error::other("is not UTF-8 text"))
-        });
-    match read {
-        Ok(mut value) => {
-            if value.ends_with('\n') {
-                value.pop();
-                if value.ends_with('\r') {
-                    value.pop();
-                }
-            }
-            Ok(value)
-        }
-        Err(e) => Err(format!(
-            "secret {name:?} cannot be read from {}: {e} (create it with `docker secret create {name} -`, \
-             or mount a Kubernetes Secret there)",
-            path.display()
-        )),
-    }
 }
 
 /// Replaces every secret value in `text` by `********`.
@@ -510,6 +486,9 @@ pub struct Output {
     pub current: Option<String>,
     /// What differs.
     pub change: Change,
+    /// Rendering it read a secret: what is on disk may hold an earlier secret's value,
+    /// which no mask knows, so its removed lines are never shown.
+    pub holds_secret: bool,
 }
 
 /// How an output differs from the file on disk.
@@ -568,6 +547,7 @@ impl Output {
                 content,
                 current: None,
                 change: Change::Created,
+                holds_secret: false,
             });
         };
         let meta = file.metadata().map_err(|source| RenderError::Read {
@@ -596,6 +576,7 @@ impl Output {
             content,
             current,
             change,
+            holds_secret: false,
         })
     }
 
@@ -609,7 +590,19 @@ impl Output {
         } else {
             "/dev/null".to_string()
         };
-        crate::diff::unified(&old, &new, &from, &dest)
+        let diff = crate::diff::unified(&old, &new, &from, &dest);
+        if !self.holds_secret {
+            return diff;
+        }
+        diff.lines()
+            .map(|line| match line.strip_prefix('-') {
+                Some(rest) if !rest.starts_with("--") => {
+                    "-******** (a line of the old file: it may hold an earlier secret)\n"
+                        .to_string()
+                }
+                _ => format!("{line}\n"),
+            })
+            .collect()
     }
 
     fn attributes(&self) -> Attributes {

@@ -397,3 +397,66 @@ fn an_operator_value_cannot_add_a_process() {
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
 }
+
+#[test]
+fn a_generated_secret_is_made_once_kept_in_the_volume_and_never_shown() {
+    let p = Project::new("sec-generate");
+    let out = p.out();
+    p.write("project/pillar.yml", "user: app\n")
+        .write(
+            "project/templates/db.conf",
+            "user={{ pillar.user }}\npassword={{ secret(name=\"db_password\", generate=24) }}\n",
+        )
+        .write(
+            "project/launch.yml",
+            &format!(
+                "templates:\n  - {{src: templates/db.conf, dest: {out}/db.conf, mode: \"0600\"}}\n"
+            ),
+        );
+    let env = [(
+        "LAUNCH_SECRETS_DIR",
+        p.path("no-secrets").display().to_string(),
+    )];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let ran = p.run_env("check", &[], &env);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("would generate secret \"db_password\""),
+        "{}",
+        ran.stdout
+    );
+    assert!(ran.stdout.contains("+password=********"), "{}", ran.stdout);
+    assert!(
+        !p.path("data/configuration/secrets").exists(),
+        "check wrote a secret"
+    );
+
+    let ran = p.run_env("reconfigure", &[], &env);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let kept = p.path("data/configuration/secrets/db_password");
+    let value = fs::read_to_string(&kept).unwrap().trim_end().to_string();
+    assert_eq!(value.len(), 24);
+    assert!(value.chars().all(|c| c.is_ascii_alphanumeric()), "{value}");
+    let meta = fs::metadata(&kept).unwrap();
+    assert_eq!((meta.permissions().mode() & 0o7777, meta.uid()), (0o600, 0));
+    let dir = fs::metadata(kept.parent().unwrap()).unwrap();
+    assert_eq!(dir.permissions().mode() & 0o7777, 0o700);
+    let rendered = fs::read_to_string(p.path("out/db.conf")).unwrap();
+    assert_eq!(rendered, format!("user=app\npassword={value}\n"));
+    assert!(!ran.stderr.contains(&value), "{}", ran.stderr);
+
+    // The same value at every later run; the operator may put their own there.
+    p.write("project/pillar.yml", "user: app2\n");
+    let ran = p.run_env("reconfigure", &[], &env);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        fs::read_to_string(p.path("out/db.conf"))
+            .unwrap()
+            .ends_with(&format!("password={value}\n"))
+    );
+    fs::write(&kept, "chosen-by-operator\n").unwrap();
+    let ran = p.run_env("check", &[], &env);
+    assert!(ran.stdout.contains("-******** (a line of the old file"), "{}", ran.stdout);
+    assert!(!ran.stdout.contains("chosen-by-operator"), "{}", ran.stdout);
+    assert!(!ran.stdout.contains(&value), "{}", ran.stdout);
+}
