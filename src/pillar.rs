@@ -196,6 +196,40 @@ impl Pillar {
         }
     }
 
+    /// The values the operator's layers (their file, the environment, `--set`) set or
+    /// changed: (key path, value as text, the image's default as text). Scalars of two
+    /// characters or more, to find them again in a message.
+    pub fn operator_leaves(&self) -> Vec<(Vec<String>, String, Option<String>)> {
+        fn walk(
+            value: &Mapping,
+            image: Option<&Mapping>,
+            path: &mut Vec<String>,
+            out: &mut Vec<(Vec<String>, String, Option<String>)>,
+        ) {
+            for (key, v) in value {
+                path.push(key_string(key));
+                let before = image.and_then(|m| m.get(key));
+                match v {
+                    Value::Mapping(inner) => {
+                        walk(inner, before.and_then(Value::as_mapping), path, out)
+                    }
+                    _ if before == Some(v) => {}
+                    Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+                        let text = key_string(v);
+                        if text.len() >= 2 {
+                            out.push((path.clone(), text, before.map(key_string)));
+                        }
+                    }
+                    _ => {}
+                }
+                path.pop();
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.value, Some(&self.image), &mut Vec::new(), &mut out);
+        out
+    }
+
     /// An empty pillar.
     pub fn new(track_origins: bool) -> Pillar {
         Pillar {
@@ -389,6 +423,30 @@ fn env_layer(path: &str, raw: &str, schema: &Schema) -> Result<Mapping, ()> {
         Value::Mapping(map) => Ok(map),
         _ => Err(()),
     }
+}
+
+/// Where the operator set `path`: `--set` (strongest), the environment, or their file
+/// with its line.
+pub fn operator_origin(layout: &Layout, sets: &[String], path: &[String]) -> String {
+    let dotted = path.join(".");
+    if let Some(set) = sets
+        .iter()
+        .rev()
+        .find(|s| s.split_once('=').is_some_and(|(k, _)| k.trim() == dotted))
+    {
+        return format!("--set {set}");
+    }
+    let var = format!("{ENV_PREFIX}{}", path.join("__"));
+    if std::env::var_os(&var).is_some() {
+        return format!("environment {var}");
+    }
+    let file = layout.operator_file();
+    let segs: Vec<Seg> = path.iter().map(|k| Seg::Key(k.clone())).collect();
+    let line = match read_layer(&file, Some(&layout.data)) {
+        Ok(Some((_, text))) => yaml::locate(&text, &segs),
+        _ => 0,
+    };
+    Place::at(&file, line).to_string()
 }
 
 /// Reads one layer file: `None` when it does not exist. The operator's file is read

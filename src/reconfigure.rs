@@ -6,7 +6,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use crate::layout::{Layout, LayoutArgs, LayoutError};
-use crate::pillar::{Pillar, PillarError};
+use crate::pillar::{self, Pillar, PillarError};
 use crate::render::{self, Applied, Output, RenderError, Renderer};
 use crate::spec::{self, Spec, SpecError};
 use crate::spec_text::SpecText;
@@ -37,6 +37,14 @@ pub enum ConfigError {
     /// An error whose text would have shown a secret's value: the text, masked.
     #[error("{0}")]
     Masked(String),
+    /// An error whose value the operator set: the error, and where they set it.
+    #[error("{error}\n  {hint}")]
+    Operator {
+        /// The error.
+        error: Box<ConfigError>,
+        /// Which key, set where, and the image's default.
+        hint: String,
+    },
     /// A file or directory launch refuses to touch.
     #[error("{0}")]
     Access(#[from] crate::volume::access::AccessError),
@@ -132,6 +140,49 @@ fn check_volume(layout: &Layout, spec: &Spec) -> Vec<ConfigError> {
         .collect()
 }
 
+/// Points every error that quotes a value the operator set (in their file, the
+/// environment or `--set`) at that setting: the operator can edit only those, and the
+/// error itself names the author's launch.yml or template.
+fn attribute(
+    errors: Vec<ConfigError>,
+    pillar: &Pillar,
+    layout: &Layout,
+    sets: &[String],
+) -> Vec<ConfigError> {
+    let mut leaves = pillar.operator_leaves();
+    // `--set` is part of `image` (the command line is the image's), but a value set
+    // there is still one to point at.
+    for set in sets {
+        if let Some((key, value)) = set.split_once('=').filter(|(_, v)| v.len() >= 2) {
+            let path: Vec<String> = key.trim().split('.').map(String::from).collect();
+            leaves.push((path, value.to_string(), None));
+        }
+    }
+    if leaves.is_empty() {
+        return errors;
+    }
+    errors
+        .into_iter()
+        .map(|error| {
+            let text = error.to_string();
+            let Some((path, value, default)) =
+                leaves.iter().find(|(_, v, _)| text.contains(v.as_str()))
+            else {
+                return error;
+            };
+            let key = path.join(".");
+            let from = pillar::operator_origin(layout, sets, path);
+            let default = default
+                .as_ref()
+                .map_or_else(String::new, |d| format!("; the image's default is {d}"));
+            ConfigError::Operator {
+                error: Box::new(error),
+                hint: format!("the value {value:?} is `{key}`, set at {from}{default}"),
+            }
+        })
+        .collect()
+}
+
 /// Step 1 of the start-up: resolve, load, merge, render and parse, all in memory.
 /// Returns every problem found, not only the first.
 pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
@@ -153,7 +204,12 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
         all.extend(pillar.secrets.iter().cloned());
         all
     };
-    let hide = |errors: Vec<ConfigError>| mask_all(errors, &secrets());
+    let hide = |errors: Vec<ConfigError>| {
+        mask_all(
+            attribute(errors, &pillar, &layout, &options.sets),
+            &secrets(),
+        )
+    };
     let rendered = renderer
         .render_spec(&context)
         .map_err(|e| hide(vec![e.into()]))?;

@@ -788,15 +788,21 @@ pub fn parse(file: &Path, text: &SpecText, accounts: &Accounts) -> Result<Spec, 
         let ready = p.ready.map(|r| {
             let rpath = [path[0].clone(), path[1].clone(), Seg::from("ready")];
             let mut checks = Vec::new();
+            // A check written but refused still counts as written: "exactly one" would
+            // otherwise follow from the first error and say it again, wrongly.
+            let mut refused = 0;
             if let Some(t) = r.tcp {
                 let loopback = t.replacen("localhost:", "127.0.0.1:", 1);
                 match loopback.parse() {
                     Ok(address) => checks.push(ReadyCheck::Tcp(address)),
-                    Err(_) => c.error(
+                    Err(_) => {
+                        refused += 1;
+                        c.error(
                         &[path[0].clone(), path[1].clone(), Seg::from("ready"), Seg::from("tcp")],
                         format!("ready tcp {t:?} is not an address and port"),
                         "write IP:PORT (127.0.0.1:8080, [::1]:8080) or localhost:PORT; launch resolves no host names (a DNS lookup could stall PID 1 for seconds): to wait for another host, use {cmd: [...]}",
-                    ),
+                    )
+                    }
                 }
             }
             if let Some(cmd) = r.cmd {
@@ -814,8 +820,8 @@ pub fn parse(file: &Path, text: &SpecText, accounts: &Accounts) -> Result<Spec, 
                 }
                 checks.push(ReadyCheck::NotifyFd(fd));
             }
-            if checks.len() != 1 {
-                c.error(&rpath, format!("ready needs exactly one check, found {}", checks.len()), "write one of {tcp: \"127.0.0.1:8080\"}, {cmd: [...]}, {file: PATH}, {notify_fd: 3}");
+            if checks.len() + refused != 1 {
+                c.error(&rpath, format!("ready needs exactly one check, found {}", checks.len() + refused), "write one of {tcp: \"127.0.0.1:8080\"}, {cmd: [...]}, {file: PATH}, {notify_fd: 3}");
             }
             let interval = c.duration(r.interval, Duration::from_millis(200), &rpath);
             let timeout = c.duration(r.timeout, Duration::from_secs(60), &rpath);

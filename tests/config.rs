@@ -576,7 +576,7 @@ fn secrets_are_rendered_but_never_shown() {
     let ran = p.run_env("check", &[], &env);
     assert_eq!(ran.code, 78);
     ran.says(&[
-        "secret \"db_password\" cannot be read",
+        "secret \"db_password\" is not in",
         "docker secret create",
     ]);
 }
@@ -855,4 +855,26 @@ fn yaml_and_template_errors_point_at_the_line_to_change() {
         "launch.yml:2: this {% if %} is never closed",
         "fix: close it with {% endif %}",
     ]);
+}
+
+#[test]
+fn an_error_in_a_value_the_operator_set_names_their_line() {
+    let p = basic("operator-line");
+    p.write(
+        "project/launch.yml",
+        "processes:\n  app:\n    command: [sleep, \"100\"]\n    ready: {tcp: \"127.0.0.1:{{ pillar.port }}\"}\n",
+    );
+    p.write(
+        "data/configuration/pillar.yml",
+        "# my settings\nname: x\nport: 70000\n",
+    );
+    let ran = p.run("check", &[]);
+    assert_eq!(ran.code, 78, "{}", ran.stderr);
+    ran.says(&[
+        "launch.yml:4:",
+        "the value \"70000\" is `port`, set at ",
+        "data/configuration/pillar.yml:3; the image's default is 8080",
+    ]);
+    let ran = p.run("check", &["--set", "port=99999"]);
+    ran.says(&["the value \"99999\" is `port`, set at --set port=99999"]);
 }

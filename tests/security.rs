@@ -456,7 +456,11 @@ fn a_generated_secret_is_made_once_kept_in_the_volume_and_never_shown() {
     );
     fs::write(&kept, "chosen-by-operator\n").unwrap();
     let ran = p.run_env("check", &[], &env);
-    assert!(ran.stdout.contains("-******** (a line of the old file"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("-******** (a line of the old file"),
+        "{}",
+        ran.stdout
+    );
     assert!(!ran.stdout.contains("chosen-by-operator"), "{}", ran.stdout);
     assert!(!ran.stdout.contains(&value), "{}", ran.stdout);
 }
