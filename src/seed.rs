@@ -3,22 +3,29 @@
 //! place, so a crash never leaves a half-filled target; leftovers of an interrupted seed
 //! are removed at the next start. A symlink met in the volume is never followed, nothing
 //! is written outside the volume, and no existing file is overwritten.
+//!
+//! The target's parent is often the app user's (`data_owner`), who may rename anything
+//! in it while launch copies. So the copy is built inside a directory of launch's own
+//! (0700, under an unpredictable name) and only ever through descriptors: each entry is
+//! made relative to its parent's descriptor and given its owner and mode on its own.
+//! The final rename takes the copy out of that directory by its held descriptor, so
+//! what lands at the target is the copy, whatever was renamed meanwhile.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt, symlink};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::Mode;
+use nix::sys::stat::FileStat;
 
 use crate::spec::Seed;
 use crate::volume::access::{AccessError, Attributes, Dir};
 
-/// The prefix of a seed's temporary copy, beside its target.
+/// The prefix of a seed's temporary directory, beside its target:
+/// `.launch-seed.<pid>.<random>.<target's name>` (an older launch used
+/// `.launch-seed.<target's name>`).
 pub const TEMP_PREFIX: &str = ".launch-seed.";
 
 /// A seed that cannot be done.
@@ -39,6 +46,16 @@ pub enum SeedError {
         "{0}: the seed source does not exist\n  fix: create it in the project, or correct seed.from in launch.yml"
     )]
     NoSource(PathBuf),
+    /// Something launch had just created in the volume was renamed or replaced.
+    #[error(
+        "{path}: was renamed or replaced while launch seeded {target}: something else renames launch's temporary names there\n  fix: stop whatever does (the app user may write that directory), then run launch again; nothing was put in place"
+    )]
+    Raced {
+        /// What launch had created.
+        path: PathBuf,
+        /// The seed target.
+        target: PathBuf,
+    },
     /// Copying failed.
     #[error(
         "{path}: cannot seed: {source}\n  fix: check that the volume is writable and has room; nothing was put in place"
@@ -107,6 +124,10 @@ fn access_error(e: AccessError, target: &Path) -> SeedError {
             path,
             target: target.into(),
         },
+        AccessError::Replaced { path } => SeedError::Raced {
+            path,
+            target: target.into(),
+        },
         AccessError::Io { path, source, .. } => SeedError::Io { path, source },
         other => SeedError::Io {
             path: target.into(),
@@ -159,20 +180,29 @@ pub fn apply(
 /// Writes nothing.
 fn target_state(seed: &Seed, project: &Path, volume: &Path) -> Result<(PathBuf, bool), SeedError> {
     let walked = walk(seed, project, volume, false)?;
-    Ok((walked.target, walked.fill))
+    Ok((walked.target, walked.fill.is_some()))
 }
 
-/// Where a seed goes, found by walking the volume one directory at a time with
-/// `openat(O_NOFOLLOW)`: each directory is held open, so no symlink swapped into the
-/// path after it was checked can redirect a later step. Everything after the walk
-/// happens relative to the held parent (through `/proc/self/fd`, or `*at` calls).
+/// Why a target is to be filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// Nothing is there.
+    Missing,
+    /// An empty directory is there (the rename replaces it).
+    EmptyDir,
+}
+
+/// Where a seed goes, found by walking the volume one directory at a time without
+/// following a symlink ([`Dir::open_dir`]): each directory is held open, so no symlink
+/// swapped into the path after it was checked can redirect a later step.
 struct Walked {
     target: PathBuf,
     /// The target's parent, held open; None when it does not exist (plan only).
-    parent: Option<OwnedFd>,
+    parent: Option<Dir>,
     /// The target's name in it.
     name: OsString,
-    fill: bool,
+    /// None: the target has content and is kept.
+    fill: Option<Fill>,
 }
 
 fn walk(seed: &Seed, project: &Path, volume: &Path, create: bool) -> Result<Walked, SeedError> {
@@ -196,205 +226,206 @@ fn walk(seed: &Seed, project: &Path, volume: &Path, create: bool) -> Result<Walk
             target,
         });
     };
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e: nix::Error| SeedError::Io {
-            path,
-            source: e.into(),
-        }
-    };
-    let dir_flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    // The volume itself is launch's configuration, not the volume's content: it may be
-    // reached through a symlink (a host checkout), its content may not.
-    let open_volume =
-        || nix::fcntl::open(volume, OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty());
+    let refused = |e| access_error(e, &target);
     // A directory on the way is missing: when only planning, the seed would fill it.
     let missing = |target: PathBuf| Walked {
         target,
         parent: None,
         name: name.into(),
-        fill: true,
+        fill: Some(Fill::Missing),
     };
-    let mut dir = match open_volume() {
-        Err(Errno::ENOENT) if !create => return Ok(missing(target)),
-        Err(Errno::ENOENT) => {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(volume)
-                .map_err(|source| SeedError::Io {
-                    path: volume.into(),
-                    source,
-                })?;
-            open_volume()
-        }
-        other => other,
-    }
-    .map_err(io(volume))?;
-    let mut at = volume.to_path_buf();
-    for part in dirs {
-        at.push(part);
-        let opened = match nix::fcntl::openat(&dir, *part, dir_flags, Mode::empty()) {
-            Err(Errno::ENOENT) if !create => return Ok(missing(target)),
-            Err(Errno::ENOENT) => {
-                match nix::sys::stat::mkdirat(&dir, *part, Mode::from_bits_truncate(0o755)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(io(&at)(e)),
-                }
-                // Opened again with O_NOFOLLOW: a symlink put there meanwhile fails.
-                nix::fcntl::openat(&dir, *part, dir_flags, Mode::empty())
-            }
-            other => other,
-        };
-        dir = match opened {
-            Ok(fd) => fd,
-            Err(Errno::ELOOP | Errno::ENOTDIR) => {
-                return Err(SeedError::Unsafe { path: at, target });
-            }
-            Err(e) => return Err(io(&at)(e)),
-        };
-    }
-    let fill = match nix::sys::stat::fstatat(&dir, *name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Err(Errno::ENOENT) => true,
-        Err(e) => return Err(io(&target)(e)),
-        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+    let Some(root) = open_volume(volume, create, &target)? else {
+        return Ok(missing(target));
+    };
+    let dirs: PathBuf = dirs.iter().collect();
+    let made = create.then_some(Attributes::mode(0o755));
+    let Some(parent) = root.open_dir(&dirs, made).map_err(refused)? else {
+        return Ok(missing(target));
+    };
+    let fill = match parent.lstat_name(name).map_err(refused)? {
+        None => Some(Fill::Missing),
+        Some(st) if is(&st, libc::S_IFLNK) => {
             return Err(SeedError::Unsafe {
                 path: target.clone(),
                 target,
             });
         }
-        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
-            let inner =
-                nix::fcntl::openat(&dir, *name, dir_flags, Mode::empty()).map_err(io(&target))?;
-            fs::read_dir(fd_path(&inner))
-                .map_err(|source| SeedError::Io {
-                    path: target.clone(),
-                    source,
-                })?
-                .next()
-                .is_none()
+        Some(st) if is(&st, libc::S_IFDIR) => {
+            let inner = parent.open_dir(Path::new(name), None).map_err(refused)?;
+            match inner {
+                Some(inner) if inner.is_empty().map_err(refused)? => Some(Fill::EmptyDir),
+                _ => None,
+            }
         }
-        Ok(_) => false,
+        Some(_) => None,
     };
     Ok(Walked {
         target,
-        parent: Some(dir),
+        parent: Some(parent),
         name: name.into(),
         fill,
     })
 }
 
-/// The path of an open descriptor: it names the directory that was opened, whatever
-/// has been renamed or swapped in its old path since.
-fn fd_path(fd: &OwnedFd) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+/// The volume, held; created when missing with `create`, else `None` when missing. The
+/// volume itself is launch's configuration, not the volume's content: it may be
+/// reached through a symlink (a host checkout), its content may not.
+fn open_volume(volume: &Path, create: bool, target: &Path) -> Result<Option<Dir>, SeedError> {
+    let refused = |e| access_error(e, target);
+    if let Some(root) = Dir::open_root(volume, true).map_err(refused)? {
+        return Ok(Some(root));
+    }
+    if !create {
+        return Ok(None);
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(volume)
+        .map_err(|source| io_error(volume, source))?;
+    let root = Dir::open_root(volume, true).map_err(refused)?;
+    root.ok_or_else(|| io_error(volume, io::ErrorKind::NotFound.into()))
+        .map(Some)
+}
+
+/// Whether `st` is of the kind `kind` (`S_IFDIR`, ...).
+fn is(st: &FileStat, kind: libc::mode_t) -> bool {
+    st.st_mode & libc::S_IFMT == kind
+}
+
+fn io_error(path: &Path, source: io::Error) -> SeedError {
+    SeedError::Io {
+        path: path.into(),
+        source,
+    }
 }
 
 fn seed_one(seed: &Seed, project: &Path, volume: &Path) -> Result<Outcome, SeedError> {
     let walked = walk(seed, project, volume, true)?;
     let target = walked.target;
-    let parent = walked.parent.ok_or_else(|| SeedError::Io {
-        path: target.clone(),
-        source: io::Error::other("the parent directory vanished while it was created"),
+    let parent = walked.parent.ok_or_else(|| {
+        io_error(
+            &target,
+            io::Error::other("the parent directory vanished while it was created"),
+        )
     })?;
-    let anchored = fd_path(&parent);
-    let mut temp_name = OsString::from(TEMP_PREFIX);
-    temp_name.push(&walked.name);
-    let temp = anchored.join(&temp_name);
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| SeedError::Io { path, source }
-    };
-    let shown_temp = target.with_file_name(&temp_name);
-    // A leftover of an interrupted seed of this target is ours to remove (remove_dir_all
-    // does not follow symlinks).
-    if let Ok(meta) = fs::symlink_metadata(&temp) {
-        if meta.is_dir() {
-            fs::remove_dir_all(&temp)
-        } else {
-            fs::remove_file(&temp)
-        }
-        .map_err(io_error(&shown_temp))?;
-    }
-    if !walked.fill {
+    remove_leftovers(&parent, &walked.name);
+    let Some(fill) = walked.fill else {
         return Ok(Outcome::Kept(target));
-    }
-    let source = project.join(&seed.from);
-    let files = copy_tree(&source, &temp, seed.owner).map_err(|(path, source)| {
-        // Name the place in the volume, not the descriptor it was reached through.
-        let shown = path.strip_prefix(&anchored).map_or(path.clone(), |rel| {
-            target.parent().unwrap_or(volume).join(rel)
-        });
-        SeedError::Io {
-            path: shown,
-            source,
-        }
-    })?;
-    // The copy is on disk before it is renamed into place.
-    let sync = |e: nix::Error| SeedError::Io {
-        path: target.clone(),
-        source: e.into(),
     };
-    nix::unistd::syncfs(&parent).map_err(sync)?;
-    // rename replaces an empty directory atomically, and a symlink swapped in for the
-    // target is itself replaced, never followed.
-    nix::fcntl::renameat(
-        &parent,
-        temp_name.as_os_str(),
-        &parent,
-        walked.name.as_os_str(),
-    )
-    .map_err(sync)?;
-    let _ = nix::unistd::fsync(&parent);
+    let (temp_name, temp) = parent
+        .create_temp_dir(TEMP_PREFIX, &walked.name)
+        .map_err(|e| access_error(e, &target))?;
+    let source = project.join(&seed.from);
+    let placed = copy_and_place(&source, seed.owner, &temp, &parent, &walked.name, fill);
+    // Emptied through its descriptor, removed by name only while the name is still it:
+    // the parent's writer may have renamed anything to it meanwhile.
+    for entry in temp.list().unwrap_or_default() {
+        let _ = temp.remove_tree(&entry);
+    }
+    if parent.is_entry(&temp_name, &temp) {
+        let _ = parent.remove_empty_dir(&temp_name);
+    }
+    let files = placed.map_err(|e| {
+        let mut e = access_error(e, &target);
+        // Name the place in the volume the entry was for, not the temporary directory.
+        if let SeedError::Io { path, .. } = &mut e {
+            if let Ok(rel) = path.strip_prefix(temp.path()) {
+                *path = parent.path().join(rel);
+            }
+        }
+        e
+    })?;
     Ok(Outcome::Seeded { target, files })
 }
 
-/// Copies `from` (a file, a symlink or a tree) to `to`, keeping modes and symlinks,
-/// applying `owner`; streams (one entry at a time). Returns the number of files.
-fn copy_tree(
-    from: &Path,
-    to: &Path,
+/// Copies the source into `temp` (as `name`), puts it in place at `name` in `parent`,
+/// and returns the number of files.
+fn copy_and_place(
+    source: &Path,
     owner: Option<(u32, u32)>,
-) -> Result<u64, (PathBuf, io::Error)> {
+    temp: &Dir,
+    parent: &Dir,
+    name: &OsStr,
+    fill: Fill,
+) -> Result<u64, AccessError> {
     let mut files = 0;
-    for entry in walkdir::WalkDir::new(from).follow_links(false) {
-        let entry = entry.map_err(|e| (from.to_path_buf(), io::Error::other(e.to_string())))?;
-        let rel = entry.path().strip_prefix(from).unwrap_or(Path::new(""));
-        let dest = if rel.as_os_str().is_empty() {
-            to.to_path_buf()
-        } else {
-            to.join(rel)
-        };
-        let err = |e| (dest.clone(), e);
-        let meta = entry.path().symlink_metadata().map_err(err)?;
-        let kind = meta.file_type();
-        if kind.is_dir() {
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&dest)
-                .map_err(err)?;
-        } else if kind.is_symlink() {
-            symlink(fs::read_link(entry.path()).map_err(err)?, &dest).map_err(err)?;
-        } else if kind.is_file() {
-            // std::fs::copy: copy_file_range where it can, into a new file only.
-            if fs::symlink_metadata(&dest).is_ok() {
-                return Err(err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "refusing to overwrite",
-                )));
-            }
-            fs::copy(entry.path(), &dest).map_err(err)?;
-            files += 1;
-        } else {
-            continue; // sockets, fifos, devices: not seeded
-        }
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::lchown(&dest, Some(uid), Some(gid)).map_err(err)?;
-        }
-        if !kind.is_symlink() {
-            fs::set_permissions(&dest, fs::Permissions::from_mode(meta.mode() & 0o7777))
-                .map_err(err)?;
-        }
-    }
+    copy_entry(source, temp, name, owner, &mut files)?;
+    // The copy is on disk before it is renamed into place.
+    nix::unistd::syncfs(parent.fd()).map_err(|e| AccessError::Io {
+        path: parent.path().join(name),
+        op: "sync",
+        source: e.into(),
+    })?;
+    // Taken out of launch's own directory by its descriptor, so the copy is what is
+    // renamed, whatever the parent's writer renamed meanwhile; at the target, a name
+    // found free must still be free, an empty directory is replaced, and a symlink put
+    // there is never followed.
+    temp.rename_to(name, parent, name, fill == Fill::EmptyDir)?;
+    parent.sync();
     Ok(files)
+}
+
+/// Copies `from` (a file, a symlink or a tree, in the project: trusted, read by path)
+/// to the new entry `name` in `into`, keeping modes and symlinks, applying `owner`.
+/// Every entry is created relative to its parent's descriptor and given its owner and
+/// mode on its own; sockets, FIFOs and devices are not seeded.
+fn copy_entry(
+    from: &Path,
+    into: &Dir,
+    name: &OsStr,
+    owner: Option<(u32, u32)>,
+    files: &mut u64,
+) -> Result<(), AccessError> {
+    let read = |source| AccessError::Io {
+        path: from.into(),
+        op: "read",
+        source,
+    };
+    let meta = fs::symlink_metadata(from).map_err(read)?;
+    let kind = meta.file_type();
+    let attrs = Attributes::owned(meta.mode() & 0o7777, owner);
+    if kind.is_dir() {
+        let dir = into.create_dir(name, attrs)?;
+        for entry in fs::read_dir(from).map_err(read)? {
+            let entry = entry.map_err(read)?;
+            copy_entry(&entry.path(), &dir, &entry.file_name(), owner, files)?;
+        }
+    } else if kind.is_symlink() {
+        let points_to = fs::read_link(from).map_err(read)?;
+        into.create_symlink(name, &points_to, owner)?;
+    } else if kind.is_file() {
+        let mut source = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(from)
+            .map_err(read)?;
+        let mut copy = into.create_file(name)?;
+        let dest = into.path().join(name);
+        // copy_file_range where it can.
+        io::copy(&mut source, &mut copy).map_err(|source| AccessError::Io {
+            path: dest.clone(),
+            op: "write",
+            source,
+        })?;
+        attrs.apply(copy.as_fd(), &dest)?;
+        *files += 1;
+    }
+    Ok(())
+}
+
+/// Removes what an interrupted seed left beside a target: temporary directories of
+/// launch processes that no longer run, whatever was put in place of one, and the
+/// temporary copy an older launch made under a fixed name. Nothing is followed. A
+/// directory goes only when it is launch's own and 0700, as launch makes them: the
+/// parent's writer can rename any directory to such a name, and could not empty a
+/// root's directory itself (anything else it could remove as well as launch).
+fn remove_leftovers(parent: &Dir, name: &OsStr) {
+    let euid = nix::unistd::geteuid().as_raw();
+    parent.remove_leftovers_where(TEMP_PREFIX, true, |st| {
+        !is(st, libc::S_IFDIR) || (st.st_uid == euid && st.st_mode & 0o7777 == 0o700)
+    });
+    let mut old = OsString::from(TEMP_PREFIX);
+    old.push(name);
+    let _ = parent.remove_tree(&old);
 }

@@ -205,8 +205,10 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
                 meta.permissions().mode(),
                 String::from_utf8_lossy(&text)
             )
-        } else {
+        } else if meta.is_dir() {
             format!("dir {:o}", meta.permissions().mode())
+        } else {
+            format!("special {:o}", meta.permissions().mode())
         };
         out.insert(entry.path().to_path_buf(), what);
     }
@@ -221,9 +223,64 @@ fn scratch(case: u64) -> PathBuf {
     dir
 }
 
+/// While it runs, a thread that does what the writer of the volume may: it renames every
+/// temporary entry of launch's it sees in `dirs` and puts a symlink to `outside` or a
+/// FIFO in its place.
+struct Swapper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Swapper {
+    fn start(dirs: Vec<PathBuf>, outside: PathBuf, fifo_first: bool) -> Swapper {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                for dir in &dirs {
+                    let Ok(entries) = fs::read_dir(dir) else {
+                        continue;
+                    };
+                    for entry in entries.flatten() {
+                        let name = entry.file_name();
+                        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                        if !is_dir || !name.to_string_lossy().starts_with(".launch-seed.") {
+                            continue;
+                        }
+                        let at = entry.path();
+                        if fs::rename(&at, dir.join(format!("parked.{swaps}"))).is_err() {
+                            continue;
+                        }
+                        if (swaps % 2 == 0) == fifo_first {
+                            let _ = nix::unistd::mkfifo(
+                                &at,
+                                nix::sys::stat::Mode::from_bits_truncate(0o644),
+                            );
+                        } else {
+                            let _ = symlink(&outside, &at);
+                        }
+                        swaps += 1;
+                    }
+                }
+            }
+            swaps
+        });
+        Swapper { stop, thread }
+    }
+
+    fn finish(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
 proptest! {
     #![proptest_config(config())]
 
+    /// With `swaps`, launch's temporary entries are swapped for symlinks and FIFOs while
+    /// it seeds; a second seeding (the next start) then clears what the first left.
     #[test]
     fn seeding_never_writes_outside_the_volume_nor_changes_what_is_there(
         project_tree in tree(),
@@ -233,6 +290,7 @@ proptest! {
             1..4,
         ),
         case in any::<u64>(),
+        swaps in prop::option::of(any::<bool>()),
     ) {
         let top = scratch(case);
         let (project, volume, outside) = (top.join("project"), top.join("volume"), top.join("outside"));
@@ -251,7 +309,15 @@ proptest! {
             .iter()
             .map(|to| Seed { from: "seed/src".into(), to: to.into(), owner: None })
             .collect();
+        let swapper = swaps.map(|fifo_first| {
+            let dirs = ["", "a", "a/x", "b", "new"].iter().map(|d| volume.join(d)).collect();
+            Swapper::start(dirs, outside.clone(), fifo_first)
+        });
         let _ = launch::seed::apply(&seeds, &project, &volume);
+        if let Some(swapper) = swapper {
+            swapper.finish();
+            let _ = launch::seed::apply(&seeds, &project, &volume);
+        }
         prop_assert_eq!(snapshot(&outside), outside_before, "outside the volume changed");
         let after = snapshot(&volume);
         for (path, was) in &volume_before {

@@ -5,6 +5,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -128,9 +129,17 @@ fn killed_during_a_large_seed_the_next_start_completes_it() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let temp = p.path("data/data/.launch-seed.big");
-    wait_until(Duration::from_secs(20), || {
-        (temp.join("many").exists()).then_some(())
+    // `.launch-seed.<pid>.<random>.big/big`: the copy, inside launch's own directory.
+    let temp = wait_until(Duration::from_secs(20), || {
+        fs::read_dir(p.path("data/data"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|t| {
+                let name = t.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with(".launch-seed.") && name.ends_with(".big")
+            })
+            .filter(|t| t.join("big/many").exists())
     })
     .expect("the seed got under way");
     child.kill().unwrap();
@@ -153,6 +162,57 @@ fn killed_during_a_large_seed_the_next_start_completes_it() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(names.len(), 1, "{names:?}");
+}
+
+/// What a killed seed leaves beside its target goes at the next start: the fixed-name
+/// copy of an older launch and the temporary directories of launches that no longer
+/// run, without following a symlink inside. A live launch's, and a directory that only
+/// carries the name (the parent's writer can rename anything to it), stay.
+#[test]
+fn leftovers_of_an_interrupted_seed_go_at_the_next_start_and_nothing_else_does() {
+    let p = seeded("seed-leftovers", "data/state");
+    let away = outside("leftovers");
+    fs::write(away.join("precious"), "outside\n").unwrap();
+    let data = p.path("data/data");
+    let mut dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let make = |name: &str, mode: u32| {
+        let dir = data.join(name);
+        fs::create_dir_all(dir.join("state")).unwrap();
+        fs::write(dir.join("state/half"), "half a copy\n").unwrap();
+        symlink(&away, dir.join("state/escape")).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+        dir
+    };
+    let old_form = make(".launch-seed.state", 0o755);
+    let killed = make(
+        &format!(".launch-seed.{dead_pid}.0123456789abcdef.state"),
+        0o700,
+    );
+    let live = make(
+        &format!(".launch-seed.{}.0123456789abcdef.state", std::process::id()),
+        0o700,
+    );
+    let renamed = make(
+        &format!(".launch-seed.{dead_pid}.fedcba9876543210.x"),
+        0o755,
+    );
+    let ran = p.run("reconfigure", &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(!old_form.exists(), "the older launch's copy is gone");
+    assert!(!killed.exists(), "the killed launch's directory is gone");
+    assert!(live.join("state/half").exists(), "a running launch's stays");
+    assert!(
+        renamed.join("state/half").exists(),
+        "what launch did not make stays"
+    );
+    assert_eq!(tree(&away).len(), 1, "nothing followed outside");
+    assert_eq!(
+        tree(&p.path("data/data/state")),
+        tree(&p.path("project/seed/data"))
+    );
+    fs::remove_dir_all(away).unwrap();
 }
 
 /// A directory outside the volume that must never change.
@@ -293,5 +353,150 @@ fn a_symlink_swapped_in_while_seeding_is_never_followed() {
     stop.store(true, Ordering::Relaxed);
     let swaps = attacker.join().unwrap();
     assert!(swaps > 100, "the attacker barely ran ({swaps} swaps)");
+    assert!(seeded_runs > 0, "never seeded: the test raced nothing");
+}
+
+/// The attacker of the test below: a real unprivileged process (nobody, as the app user
+/// of a `data_owner: nobody:nogroup` image is) that loops over the data directory and
+/// trades each of launch's temporary directories it sees for a symlink to a victim
+/// directory outside the volume. Stopped (and reaped) when dropped.
+struct SwapAttacker {
+    child: std::process::Child,
+    stop: PathBuf,
+}
+
+const SWAP_ATTACK: &str = r#"
+require "syscall.ph";
+my ($dir, $victim, $stop) = @ARGV;
+my $n = 0;
+until (-e $stop) {
+    opendir(my $d, $dir) or next;
+    for my $e (readdir $d) {
+        next unless $e =~ /^\.launch-seed\./;
+        next if -l "$dir/$e";
+        symlink($victim, "$dir/bait") unless -l "$dir/bait";
+        # RENAME_EXCHANGE (2, at AT_FDCWD -100): launch's directory and the symlink trade
+        # places in one step, so launch never finds the name missing in between.
+        syscall(&SYS_renameat2, -100, "$dir/$e", -100, "$dir/bait", 2) == 0 or next;
+        rename("$dir/bait", "$dir/parked.$n");
+        $n++;
+    }
+    closedir $d;
+}
+print "$n\n";
+"#;
+
+impl SwapAttacker {
+    fn start(dir: &Path, victim: &Path, stop: PathBuf) -> SwapAttacker {
+        let child = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "perl",
+                "-e",
+            ])
+            .arg(SWAP_ATTACK)
+            .args([dir, victim, &stop])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("setpriv and perl run the attacker");
+        SwapAttacker { child, stop }
+    }
+
+    /// Stops the loop; how many swaps it made.
+    fn finish(mut self) -> u64 {
+        fs::write(&self.stop, "").unwrap();
+        let mut out = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        self.child.wait().unwrap();
+        out.trim().parse().unwrap_or(0)
+    }
+}
+
+impl Drop for SwapAttacker {
+    fn drop(&mut self) {
+        let _ = fs::write(&self.stop, "");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The app user owns data/ and, while launch seeds a large tree into it,
+/// renames launch's temporary copy and puts a symlink to a root-owned directory outside
+/// the volume in its place. Launch writes only through descriptors of what it created
+/// itself: nothing lands in the victim, the target is never that symlink, and the seed
+/// is either complete or absent.
+#[test]
+fn the_app_user_swapping_the_temporary_copy_for_a_symlink_gains_nothing() {
+    let p = Project::new("seed-swap-temp");
+    p.write(
+        "project/launch.yml",
+        "data_owner: nobody:nogroup\nseed:\n  - {from: seed/data, to: data/state, owner: nobody}\n",
+    );
+    for i in 0..3000 {
+        p.write(
+            &format!("project/seed/data/d{:02}/f{i}", i % 30),
+            &format!("file {i}\n"),
+        );
+    }
+    let source = tree(&p.path("project/seed/data"));
+    // A root-owned directory outside the volume, laid out as the seed is (the attacker
+    // reads the image): a swap at any point of the copy sends the rest there.
+    let victim = p.path("victim");
+    for i in 0..30 {
+        fs::create_dir_all(victim.join(format!("d{i:02}"))).unwrap();
+    }
+    let victim_before = tree(&victim);
+    let data = p.path("data/data");
+    let target = data.join("state");
+    let attacker = SwapAttacker::start(&data, &victim, p.path("stop"));
+    let mut seeded_runs = 0;
+    for _ in 0..10 {
+        let ran = p.run("reconfigure", &[]);
+        let now = tree(&victim);
+        assert!(
+            now == victim_before,
+            "seeding wrote outside the volume: {} entries there, {} before, e.g. {:?}\n{}",
+            now.len(),
+            victim_before.len(),
+            now.keys().find(|k| !victim_before.contains_key(*k)),
+            ran.stderr
+        );
+        match fs::symlink_metadata(&target) {
+            Err(_) => {}
+            Ok(meta) => {
+                assert!(
+                    !meta.file_type().is_symlink(),
+                    "the target is a symlink: {:?}\n{}",
+                    fs::read_link(&target),
+                    ran.stderr
+                );
+                assert_eq!(tree(&target), source, "a half seed is in place");
+                seeded_runs += 1;
+            }
+        }
+        // Empty the volume's data again (as root, the attacker still running) so that
+        // the next run seeds once more.
+        for entry in fs::read_dir(&data).unwrap().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = fs::remove_dir_all(&path);
+            } else {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+    let swaps = attacker.finish();
+    assert!(
+        swaps > 0,
+        "the attacker never swapped anything: the test raced nothing"
+    );
     assert!(seeded_runs > 0, "never seeded: the test raced nothing");
 }

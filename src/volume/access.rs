@@ -16,7 +16,8 @@
 //! Files are read only when they are regular files of bounded size, opened with
 //! `O_NONBLOCK` so a FIFO cannot stall PID 1. Writes are staged under unpredictable names
 //! created `O_EXCL`, their owner and mode set on the open descriptor, and renamed into
-//! place inside the held directory.
+//! place inside the held directory. New trees (a seed) are built the same way, one
+//! entry at a time, each made relative to its parent's descriptor (`create`).
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -30,6 +31,8 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
+
+mod create;
 
 /// How many symlinks one resolution may follow (the kernel's own limit).
 const MAX_LINKS: usize = 40;
@@ -86,6 +89,14 @@ pub enum AccessError {
     )]
     Escapes {
         /// The path as given.
+        path: PathBuf,
+    },
+    /// What launch had just created was renamed or replaced before it was opened.
+    #[error(
+        "{path}: was replaced right after launch created it; something else renames names starting with .launch- in this directory\n  fix: stop whatever does, then run launch again (nothing was put in place)"
+    )]
+    Replaced {
+        /// Where launch created it.
         path: PathBuf,
     },
     /// Any other failure, with what launch was doing.
@@ -611,6 +622,18 @@ impl Dir {
     /// own pid go too: at start-up, before launch has staged anything, those are a
     /// previous PID 1's. Returns how many were removed.
     pub fn remove_leftovers(&self, prefix: &str, own: bool) -> usize {
+        self.remove_leftovers_where(prefix, own, |_| true)
+    }
+
+    /// [`Dir::remove_leftovers`], for those only whose `lstat` passes `accept`: the
+    /// directory's writer can rename anything in it to a leftover's name, and
+    /// `accept` tells what launch made from what it did not.
+    pub fn remove_leftovers_where(
+        &self,
+        prefix: &str,
+        own: bool,
+        accept: impl Fn(&FileStat) -> bool,
+    ) -> usize {
         let Ok(names) = self.list() else {
             return 0;
         };
@@ -627,7 +650,8 @@ impl Dir {
                     || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
                         == Err(Errno::ESRCH)
             };
-            if dead && self.remove_tree(&name).is_ok() {
+            let accepted = || matches!(self.lstat_name(&name), Ok(Some(st)) if accept(&st));
+            if dead && accepted() && self.remove_tree(&name).is_ok() {
                 removed += 1;
             }
         }
