@@ -575,10 +575,7 @@ fn secrets_are_rendered_but_never_shown() {
     fs::remove_file(p.path("secrets/db_password")).unwrap();
     let ran = p.run_env("check", &[], &env);
     assert_eq!(ran.code, 78);
-    ran.says(&[
-        "secret \"db_password\" is not in",
-        "docker secret create",
-    ]);
+    ran.says(&["secret \"db_password\" is not in", "docker secret create"]);
 }
 
 #[test]

@@ -12,7 +12,9 @@ use nix::fcntl::{AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
 
-use super::{AccessError, Attributes, DIR_FLAGS, Dir, temp_name};
+use super::super::access::{AccessError, Attributes};
+use super::super::staged::temp_name;
+use super::{DIR_FLAGS, Dir};
 
 impl Dir {
     /// Makes the new directory `name` here (an existing one is an error, never reused),
