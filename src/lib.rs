@@ -17,11 +17,16 @@
 //! - [`seed`], [`ssh`]: the volume: seeding empty paths, SSH keys, host keys, sshd.
 //! - [`volume`]: touching files others can write (held directories, bounded reads,
 //!   staged writes), which every module above uses for the volume and the app's files.
+//! - [`configure_worker`]: `launch run`'s configuration (start-up, SIGHUP, `launch
+//!   reload`) in a child process with a deadline and a memory limit, and its answer;
+//!   [`check_command`] runs the templates' checks with a time limit.
 //! - [`control`]: the control socket of a running `launch run` (`launch status`, ...).
 //! - [`scaffold`]: `launch init`, a new project from the built-in `image-template/`.
 
 pub mod atomic;
+pub mod check_command;
 pub mod commands;
+pub mod configure_worker;
 pub mod control;
 pub mod diff;
 pub mod duration;

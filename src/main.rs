@@ -12,6 +12,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 use launch::commands;
+use launch::configure_worker::{self, Limits};
 use launch::control::{self, Request};
 use launch::exit::{Remap, code};
 use launch::layout::LayoutArgs;
@@ -97,6 +98,8 @@ enum Action {
         /// How events are logged on stderr: one line of text each, or of JSON.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Show each process of the running launch: state, pid, uptime, restarts, last exit.
     Status {
@@ -183,6 +186,43 @@ enum LogFormat {
     Json,
 }
 
+/// What one configuration (at start, on SIGHUP, `launch reload`) may take.
+#[derive(Debug, clap::Parser)]
+struct LimitArgs {
+    /// Kill a configuration (and its check commands) that takes longer; a reload is
+    /// then abandoned and the running configuration kept.
+    #[arg(long, env = configure_worker::TIMEOUT_VAR, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    reload_timeout: Duration,
+    /// The memory (address space) a configuration may use (bytes, or K, M, G).
+    #[arg(long, env = configure_worker::MEMORY_VAR, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    reload_memory: u64,
+}
+
+impl LimitArgs {
+    fn limits(self) -> Limits {
+        Limits {
+            timeout: self.reload_timeout,
+            memory: self.reload_memory,
+        }
+    }
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    parse_duration(text)?;
+    parse_duration(text)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?}: a configuration needs some time; give e.g. 60s"))
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    launch::volume::access::parse_size(text)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| {
+            format!("{text:?} is not a size: write bytes, or with a K, M or G suffix (e.g. 512M)")
+        })
+}
+
 /// Where the project is and what to override.
 #[derive(Debug, clap::Parser)]
 struct ConfigArgs {
@@ -231,7 +271,14 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
     // straight to plain init. Building clap's whole command tree first is about a third
     // of launch's own start-up (docs/performance.md).
     let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|a| a == "--")
+    let first = args.nth(1);
+    if first
+        .as_ref()
+        .is_some_and(|a| a == configure_worker::SUBCOMMAND)
+    {
+        return configure_worker::main(args);
+    }
+    if first.is_some_and(|a| a == "--")
         && let Ok(grace) = parse_duration(DEFAULT_GRACE)
     {
         let command: Vec<OsString> = args.collect();
@@ -268,12 +315,14 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
             verbose,
             control,
             log_format,
+            limits,
         }) => {
             return supervise::run(RunOptions {
                 config: config.options(),
                 verbose,
                 control: control.socket,
                 log_json: matches!(log_format, LogFormat::Json),
+                limits: limits.limits(),
             });
         }
         Some(Action::Status { json, control }) => {
@@ -301,13 +350,15 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
     let dashes = std::env::args_os().skip(1).any(|a| a == "--");
     if cli.command.is_empty() && !dashes && std::env::args_os().len() == 1 {
         let config = ConfigArgs::try_parse_from(["launch"]).map(ConfigArgs::options);
-        return match config {
-            Ok(config) => supervise::run(RunOptions {
+        let limits = LimitArgs::try_parse_from(["launch"]).map(LimitArgs::limits);
+        return match config.and_then(|config| Ok((config, limits?))) {
+            Ok((config, limits)) => supervise::run(RunOptions {
                 config,
                 verbose: false,
                 control: std::env::var_os("LAUNCH_CONTROL")
                     .map_or_else(|| control::DEFAULT_SOCKET.into(), Into::into),
                 log_json: false,
+                limits,
             }),
             Err(e) => usage_error(e),
         };

@@ -14,7 +14,6 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use tera::{Context, Kwargs, State, Tera, TeraResult};
@@ -751,20 +750,20 @@ fn run_check(output: &Output, staged: &Path, secrets: &[String]) -> Result<(), R
     let command = check
         .replace("{{ staged }}", &quoted)
         .replace("{{staged}}", &quoted);
-    let result = Command::new("/bin/sh")
-        .args(["-c", &command])
-        .env("STAGED", staged)
-        .stdin(std::process::Stdio::null())
-        .output();
+    let result = crate::check_command::run(&command, staged, crate::check_command::CHECK_TIMEOUT);
     let (status, text) = match result {
-        Ok(out) if out.status.success() => return Ok(()),
-        Ok(out) => (
-            out.status.to_string(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+        Ok(ran) if ran.status.is_some_and(|s| s.success()) => return Ok(()),
+        Ok(ran) => (
+            ran.status.map_or_else(
+                || {
+                    format!(
+                        "killed: it did not finish within {}",
+                        crate::duration::format(crate::check_command::CHECK_TIMEOUT)
+                    )
+                },
+                |s| s.to_string(),
             ),
+            String::from_utf8_lossy(&ran.output).into_owned(),
         ),
         Err(e) => ("not run".to_string(), e.to_string()),
     };

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
 use crate::spec_text::SpecText;
@@ -46,8 +46,9 @@ impl SpecError {
     }
 }
 
-/// The whole spec.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The whole spec. It crosses a pipe as JSON: the configuration worker builds it, the
+/// supervisor adopts it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spec {
     /// Templates to render, in file order.
     pub templates: Vec<Template>,
@@ -64,7 +65,7 @@ pub struct Spec {
 }
 
 /// A template and where its output goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Template {
     /// Relative to `project/` (e.g. `templates/nginx.conf`).
     pub src: PathBuf,
@@ -84,7 +85,7 @@ pub struct Template {
 }
 
 /// A volume path filled from the project when empty.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seed {
     /// Relative to `project/`.
     pub from: PathBuf,
@@ -95,7 +96,7 @@ pub struct Seed {
 }
 
 /// SSH access from the volume's `ssh/*.pub`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ssh {
     /// Whose `authorized_keys` launch manages.
     pub user: String,
@@ -110,7 +111,7 @@ pub struct Ssh {
 }
 
 /// A type of sshd host key launch generates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HostKey {
     /// Ed25519: small, fast, what every current client prefers.
@@ -120,7 +121,7 @@ pub enum HostKey {
 }
 
 /// What a process is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Runs for as long as the container.
@@ -130,7 +131,7 @@ pub enum Kind {
 }
 
 /// When a process is restarted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Restart {
     /// Whatever its exit.
@@ -142,7 +143,7 @@ pub enum Restart {
 }
 
 /// How a command is run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Executed directly (exec form).
     Exec(Vec<String>),
@@ -161,7 +162,7 @@ impl Command {
 }
 
 /// How a process says it is ready.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadyCheck {
     /// A TCP connection to this address succeeds. An address, not a host name: PID 1
     /// does not query DNS, whose time-outs would stall the loop for seconds.
@@ -175,7 +176,7 @@ pub enum ReadyCheck {
 }
 
 /// Readiness and its timing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ready {
     /// The check.
     pub check: ReadyCheck,
@@ -186,7 +187,7 @@ pub struct Ready {
 }
 
 /// A supervised process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
     /// Its name.
     pub name: String,
@@ -259,7 +260,7 @@ impl Process {
 }
 
 /// Shutdown settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shutdown {
     /// Everything must be stopped within this.
     pub grace: Duration,

@@ -429,13 +429,12 @@ fn a_process_runs_as_its_user() {
         "processes:\n  app:\n    command: \"exec sleep 1000\"\n    user: nobody\n",
     );
     let launch = start(&p);
-    let pid = wait_until(Duration::from_secs(10), || {
-        children_of(launch.pid).first().copied()
-    })
-    .unwrap();
-    let status = wait_until(Duration::from_secs(5), || {
-        let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        s.contains("sleep").then_some(s)
+    // The app, not the configuration worker that came first.
+    let status = wait_until(Duration::from_secs(10), || {
+        children_of(launch.pid).into_iter().find_map(|pid| {
+            let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            s.contains("sleep").then_some(s)
+        })
     })
     .unwrap();
     assert!(

@@ -2,7 +2,9 @@
 //!
 //! One loop ([`events`]) waits on signals, child output pipes and the nearest deadline;
 //! [`spawn`] starts clean children; [`reap`] collects every ended child; [`policy`]
-//! decides restarts, backoff and order; [`cleanup`] ends what is left.
+//! decides restarts, backoff and order; [`cleanup`] ends what is left; `worker` runs
+//! each configuration (start-up, SIGHUP, `launch reload`) in a child process, so that
+//! the loop never waits on one.
 //!
 //! Two modes share this one supervisor. `launch -- CMD` is a single process whose end
 //! ends launch and to which every signal is forwarded. `launch run` runs the spec's
@@ -17,6 +19,7 @@ pub mod ready;
 pub mod reap;
 pub mod signals;
 pub mod spawn;
+mod worker;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
@@ -126,6 +129,8 @@ pub struct RunOptions {
     pub control: std::path::PathBuf,
     /// Log events as JSON lines.
     pub log_json: bool,
+    /// The time and memory one configuration may take.
+    pub limits: crate::configure_worker::Limits,
 }
 
 /// `launch run`: configure (as `launch reconfigure`), then supervise the spec's
@@ -161,55 +166,11 @@ pub fn run(options: RunOptions) -> i32 {
         // The application matters more than the socket: run without it, and say so.
         Err(e) => supervisor.log(format!("warning: {e}; `launch status` will not work")),
     }
-    let plan = match reconfigure::plan(&options.config) {
-        Ok(plan) => plan,
-        Err(errors) => return config_failed(&errors),
-    };
-    match reconfigure::apply(&plan) {
-        Ok(report) => {
-            if let Some(ssh) = &report.ssh {
-                for bad in &ssh.refused {
-                    supervisor.log(format!("warning: {bad}"));
-                }
-                for key in &ssh.keys {
-                    supervisor.log(format!(
-                        "ssh key {} from {}:{}",
-                        key.fingerprint(),
-                        key.file.display(),
-                        key.line
-                    ));
-                }
-            }
-            for seed in &report.seeds {
-                if let crate::seed::Outcome::Seeded { target, files } = seed {
-                    supervisor.log(format!("seeded {} ({files} files)", target.display()));
-                }
-            }
-            for written in &report.written {
-                supervisor.log(format!("wrote {}", written.dest.display()));
-            }
-        }
-        Err(failure) => {
-            for e in &failure.errors {
-                eprintln!("launch: {e}");
-            }
-            eprintln!(
-                "launch: {}; nothing was started",
-                crate::commands::written_before(&failure.report.changes(&plan))
-            );
-            return code::CONFIG;
-        }
-    }
-    supervisor.adopt_spec(plan.spec, &BTreeSet::new());
+    // Configured by a worker, as every reload is: until it answers, the loop reaps,
+    // answers `launch status` and acts on a TERM.
+    supervisor.configuring.limits = options.limits;
+    supervisor.start_configuring(true, Vec::new());
     supervisor.run()
-}
-
-fn config_failed(errors: &[reconfigure::ConfigError]) -> i32 {
-    for e in errors {
-        eprintln!("launch: {e}");
-    }
-    eprintln!("launch: the configuration is not valid; nothing was started");
-    code::CONFIG
 }
 
 /// The single process of the plain-init mode, as a spec would describe it.
@@ -393,6 +354,8 @@ struct Supervisor {
     log_json: bool,
     /// The control socket and its token.
     control: Option<(u64, control::Server)>,
+    /// The configuration worker (`launch run`).
+    configuring: worker::Configuring,
 }
 
 impl Supervisor {
@@ -424,6 +387,7 @@ impl Supervisor {
             verbose,
             log_json: false,
             control: None,
+            configuring: worker::Configuring::default(),
         })
     }
 
@@ -496,6 +460,7 @@ impl Supervisor {
             | Phase::Draining { until: t, .. }
             | Phase::Killing { until: t, .. } => Some(t),
         };
+        let phase = phase.into_iter().chain(self.configuring.deadline());
         let procs = self.procs.iter().flat_map(|p| {
             let state = match p.state {
                 State::Backoff { until } => Some(until),
@@ -512,7 +477,7 @@ impl Supervisor {
             };
             state.into_iter().chain(ready)
         });
-        phase.into_iter().chain(procs).min()
+        phase.chain(procs).min()
     }
 
     // ---- processes ----
@@ -629,6 +594,7 @@ impl Supervisor {
                 }
                 if matches!(self.mode, Mode::Run { .. })
                     && self.phase == Phase::Running
+                    && self.configuring.configured
                     && self.procs.iter().all(|p| {
                         matches!(
                             p.state,
@@ -783,6 +749,10 @@ impl Supervisor {
                 .map(|(_, server)| server.accept())
                 .unwrap_or_default();
             for (stream, request) in requests {
+                if request == Some(Request::Reload) {
+                    self.request_reload(Some(stream));
+                    continue;
+                }
                 let (body, exit) = match request {
                     Some(request) => self.answer(request),
                     None => (
@@ -793,6 +763,9 @@ impl Supervisor {
                 control::respond(stream, &body, exit);
             }
             return;
+        }
+        if self.configuring.watches(token) {
+            return self.worker_readable();
         }
         let Some(watch) = self.watches.get_mut(&token) else {
             return;
@@ -837,6 +810,9 @@ impl Supervisor {
         let mut ended = Vec::new();
         self.children = reap::drain(|pid, exit| ended.push((pid, exit)));
         for (pid, exit) in ended {
+            if self.configuring.reaped(pid, exit) {
+                continue;
+            }
             if let Some(i) = self.procs.iter().position(|p| p.pid() == Some(pid)) {
                 self.ended(i, exit);
             } else if let Some(i) = self.procs.iter().position(|p| {
@@ -852,6 +828,7 @@ impl Supervisor {
             }
             // Anything else is an adopted orphan: reaped, and that is all.
         }
+        self.finish_configuring();
     }
 
     /// Process `i` ended with `exit`.
@@ -978,6 +955,7 @@ impl Supervisor {
             Mode::Run { grace, .. } | Mode::Plain { grace, .. } => *grace,
         };
         self.log(format!("shutting down ({why})"));
+        self.abandon_configuring();
         self.phase = Phase::Stopping {
             grace_until: Instant::now() + grace,
             code,
@@ -1003,6 +981,7 @@ impl Supervisor {
     }
 
     fn on_time(&mut self, now: Instant) {
+        self.worker_on_time(now);
         match self.phase {
             Phase::Stopping { grace_until, code }
             | Phase::Draining {
@@ -1120,9 +1099,7 @@ impl Supervisor {
                 libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
                     self.begin_shutdown(0, &signals::name(signo));
                 }
-                libc::SIGHUP => {
-                    let _ = self.reload();
-                }
+                libc::SIGHUP => self.request_reload(None),
                 libc::SIGUSR1 | libc::SIGUSR2 | libc::SIGWINCH => {
                     for p in &self.procs {
                         if let State::Running { pid } = p.state {
@@ -1171,16 +1148,16 @@ impl Supervisor {
                     .collect();
                 if self.phase != Phase::Running {
                     ("shutting down\n".into(), 1)
+                } else if matches!(self.mode, Mode::Run { .. }) && !self.configuring.configured {
+                    ("configuring\n".into(), 1)
                 } else if sick.is_empty() {
                     ("healthy\n".into(), 0)
                 } else {
                     (sick.concat(), 1)
                 }
             }
-            Request::Reload => match self.reload() {
-                Ok(()) => ("reloaded\n".into(), 0),
-                Err(why) => (format!("{why}\n"), code::CONFIG),
-            },
+            // Answered when the worker has (see `on_readable`).
+            Request::Reload => ("reloading\n".into(), 0),
             Request::Restart(name) | Request::Stop(name) | Request::Start(name)
                 if find(&self.procs, &name).is_none() =>
             {
@@ -1225,61 +1202,6 @@ impl Supervisor {
                 last_exit: p.last_exit.map(|e| e.to_string()),
             })
             .collect()
-    }
-
-    /// SIGHUP: a new plan; a broken one is reported and the running one kept.
-    fn reload(&mut self) -> Result<(), String> {
-        let Mode::Run { config, .. } = &self.mode else {
-            return Ok(());
-        };
-        self.log("SIGHUP: reconfiguring".into());
-        let plan = match reconfigure::plan(config) {
-            Ok(plan) => plan,
-            Err(errors) => {
-                for e in &errors {
-                    self.log(e.to_string());
-                }
-                self.log("the new configuration is not valid; keeping the running one".into());
-                let all: Vec<String> = errors.iter().map(|e| format!("launch: {e}")).collect();
-                return Err(format!(
-                    "{}\nthe new configuration is not valid; keeping the running one",
-                    all.join("\n")
-                ));
-            }
-        };
-        let report = match reconfigure::apply(&plan) {
-            Ok(report) => report,
-            Err(failure) => {
-                for e in &failure.errors {
-                    self.log(e.to_string());
-                }
-                let said = crate::commands::written_before(&failure.report.changes(&plan));
-                self.log(format!("{said}; keeping the running processes"));
-                // Files that did change still reach the processes that use them.
-                let mut notified = BTreeSet::new();
-                for written in &failure.report.written {
-                    notified.extend(written.notify.iter().cloned());
-                }
-                for i in 0..self.procs.len() {
-                    if notified.contains(&self.procs[i].spec.name) {
-                        self.notify(i);
-                    }
-                }
-                let all: Vec<String> = failure
-                    .errors
-                    .iter()
-                    .map(|e| format!("launch: {e}"))
-                    .collect();
-                return Err(format!("{}\nlaunch: {said}", all.join("\n")));
-            }
-        };
-        let mut notified = BTreeSet::new();
-        for written in &report.written {
-            self.log(format!("wrote {}", written.dest.display()));
-            notified.extend(written.notify.iter().cloned());
-        }
-        self.adopt_spec(plan.spec, &notified);
-        Ok(())
     }
 
     fn take_terminal_back(&mut self) {
