@@ -196,6 +196,24 @@ fn configure(options: &Options) -> Outcome {
                     details.push(format!("seeded {} ({files} files)", target.display()));
                 }
             }
+            details.extend(
+                report
+                    .stored_secrets
+                    .iter()
+                    .map(|p| format!("generated a secret, kept in {}", p.display())),
+            );
+            if report.leftovers > 0 {
+                details.push(format!(
+                    "removed {} staged file(s) a killed launch had left",
+                    report.leftovers
+                ));
+            }
+            if report.wrote_operator_file {
+                details.push(format!(
+                    "created {} (every default, commented out, for the operator to edit)",
+                    plan.layout.operator_file().display()
+                ));
+            }
             Outcome::Done {
                 spec: plan.spec,
                 notify: notified(&report.written),
