@@ -1136,7 +1136,11 @@ impl Supervisor {
                         0,
                     )
                 } else {
-                    (control::status_table(&status), 0)
+                    let mut table = control::status_table(&status);
+                    if let Some(last) = &self.configuring.last_reload {
+                        table.push_str(&last.describe());
+                    }
+                    (table, 0)
                 }
             }
             Request::Health => {

@@ -33,6 +33,41 @@ pub(super) struct Configuring {
     /// The first configuration has been adopted (until then, no process exists yet and
     /// that is no reason to stop).
     pub(super) configured: bool,
+    /// What the last reload came to, for `launch status`.
+    pub(super) last_reload: Option<LastReload>,
+}
+
+/// The last reload, as `launch status` shows it.
+#[derive(Debug, Clone)]
+pub(super) struct LastReload {
+    /// When it ended.
+    pub(super) at: std::time::SystemTime,
+    /// In a word or two: "reloaded", "refused", "failed midway", "abandoned".
+    pub(super) result: &'static str,
+    /// What it did or why not: files, keys, processes, warnings, errors.
+    pub(super) lines: Vec<String>,
+}
+
+impl LastReload {
+    /// `last reload: 2026-12-02 18:57:03 UTC (40 s ago): reloaded` and its lines.
+    pub(super) fn describe(&self) -> String {
+        let ago = self.at.elapsed().map_or(0, |d| d.as_secs());
+        let when = self
+            .at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut out = format!(
+            "last reload: {} ({ago} s ago): {}\n",
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(when)
+            ),
+            self.result
+        );
+        for line in &self.lines {
+            out.push_str(&format!("  {line}\n"));
+        }
+        out
+    }
 }
 
 /// One running worker.
@@ -316,13 +351,32 @@ impl Supervisor {
                 spec,
                 notify,
                 wrote,
-                ..
+                details,
             }) => {
-                for line in wrote {
-                    self.log(line);
+                // Every reload says what it did, in the log, to `launch reload` and in
+                // `launch status`: files, keys by fingerprint, warnings, processes told.
+                let mut lines: Vec<String> = details.into_iter().chain(wrote).collect();
+                let mut told: Vec<&String> = notify.iter().collect();
+                told.sort();
+                if !told.is_empty() {
+                    lines.push(format!(
+                        "told of their new configuration: {}",
+                        told.iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                if lines.is_empty() {
+                    lines.push("nothing changed".into());
+                }
+                for line in &lines {
+                    self.log(line.clone());
                 }
                 self.adopt_spec(spec, &notify);
-                return ("reloaded\n".into(), 0);
+                let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+                self.record_reload("reloaded", lines);
+                return (format!("{body}reloaded\n"), 0);
             }
             Ok(Outcome::Invalid { errors }) => (errors, keeping.to_string()),
             Ok(Outcome::Failed {
@@ -350,11 +404,31 @@ impl Supervisor {
             self.log(e.clone());
         }
         self.log(last.clone());
+        let result = if last.starts_with("the reload was abandoned") {
+            "abandoned"
+        } else if last.contains("keeping the running processes") {
+            "failed midway"
+        } else {
+            "refused"
+        };
+        let mut recorded = errors.clone();
+        recorded.push(last.clone());
+        self.record_reload(result, recorded);
         let all: Vec<String> = errors.iter().map(|e| format!("launch: {e}")).collect();
         (
             format!("{}\nlaunch: {last}\n", all.join("\n")),
             code::CONFIG,
         )
+    }
+}
+
+impl Supervisor {
+    fn record_reload(&mut self, result: &'static str, lines: Vec<String>) {
+        self.configuring.last_reload = Some(LastReload {
+            at: std::time::SystemTime::now(),
+            result,
+            lines,
+        });
     }
 }
 

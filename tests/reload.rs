@@ -1,0 +1,97 @@
+//! The operator's loop, from their side: a reload says what it did (files, keys by
+//! fingerprint, warnings, processes told), or why not, to `launch reload`, in the log
+//! and in `launch status`.
+
+mod support;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use support::project::Project;
+
+const ALICE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE alice@laptop\n";
+
+fn control(p: &Project, args: &[&str]) -> Output {
+    Command::new(support::launch_bin())
+        .args(args)
+        .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_reload_says_what_it_did_and_status_remembers_it() {
+    let p = Project::new("reload-says");
+    let out = p.out();
+    p.write("project/pillar.yml", "greeting: hello\n")
+        .write("project/templates/app.conf", "greeting={{ pillar.greeting }}\n")
+        .write(
+            "project/launch.yml",
+            &format!(
+                "ssh: {{user: root}}\ntemplates:\n  - {{src: templates/app.conf, dest: {out}/app.conf, notify: [app]}}\nprocesses:\n  app: {{command: [sleep, \"1000\"], reload_signal: SIGHUP}}\n"
+            ),
+        );
+    let mut launch = p.run_with_private_root(&p.path("control/launch.sock"));
+    assert!(
+        launch
+            .stderr
+            .wait_for("app started", Duration::from_secs(15)),
+        "{}",
+        launch.stderr.text()
+    );
+
+    p.write("data/ssh/alice.pub", ALICE);
+    p.write("data/ssh/bob.pub", "ssh-ed25519 AAAA-not-base64 bob\n");
+    p.write("data/configuration/pillar.yml", "greeting: changed\n");
+    let reloaded = control(&p, &["reload"]);
+    let said = text(&reloaded);
+    assert_eq!(reloaded.status.code(), Some(0), "{said}");
+    for needle in [
+        "ssh key SHA256:",
+        "alice.pub:1",
+        "warning: ",
+        "bob.pub:1",
+        &format!("wrote {out}/app.conf"),
+        "told of their new configuration: app",
+        "reloaded",
+    ] {
+        assert!(
+            said.contains(needle),
+            "reload's answer lacks {needle:?}:\n{said}"
+        );
+    }
+    assert!(
+        !said.contains("AAAA-not-base64"),
+        "a refused key's text was shown:\n{said}"
+    );
+    assert!(launch.stderr.wait_for(
+        "told of their new configuration: app",
+        Duration::from_secs(5)
+    ));
+    let status = text(&control(&p, &["status"]));
+    assert!(status.contains("last reload: "), "{status}");
+    assert!(status.contains(": reloaded\n"), "{status}");
+    assert!(status.contains("alice.pub:1"), "{status}");
+
+    // A refused reload: said, and remembered as refused with its cause.
+    p.write("data/configuration/pillar.yml", "greting: typo\n");
+    let refused = control(&p, &["reload"]);
+    assert_eq!(refused.status.code(), Some(78), "{}", text(&refused));
+    let status = text(&control(&p, &["status"]));
+    assert!(status.contains(": refused\n"), "{status}");
+    assert!(
+        status.contains("`greting` is not a setting of this image"),
+        "{status}"
+    );
+
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(15)).code(), Some(0));
+}
