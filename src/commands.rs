@@ -9,6 +9,25 @@ use crate::reconfigure::{self, ConfigError, Options};
 use crate::render::Change;
 use crate::scaffold;
 
+/// `options` with the `--set` flags of the running launch (recorded beside its control
+/// socket) before the command line's own: `check` then predicts what a reload does.
+pub fn with_running_sets(mut options: Options, socket: &Path) -> Options {
+    let recorded = crate::control::recorded_sets(socket);
+    if !recorded.is_empty() {
+        eprintln!(
+            "launch: with the running launch's {} (recorded in {})",
+            recorded
+                .iter()
+                .map(|s| format!("--set {s}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            crate::control::sets_file(socket).display()
+        );
+        options.sets = recorded.into_iter().chain(options.sets).collect();
+    }
+    options
+}
+
 /// `launch check`: everything of the start-up's first step and a diff of what would
 /// change; writes nothing. 0 when valid, 78 when not.
 pub fn check(options: &Options, show_pillar: bool) -> i32 {

@@ -124,6 +124,36 @@ pub fn status_table(processes: &[ProcessStatus]) -> String {
     out
 }
 
+/// Where a running `launch run` records its `--set` flags: beside its socket.
+pub fn sets_file(socket: &Path) -> PathBuf {
+    socket.with_file_name("sets.json")
+}
+
+/// Records the `--set` flags of `launch run`, so that `launch check` and `launch
+/// reconfigure` inside the container apply them too (0600, root's, beside the socket).
+pub fn record_sets(socket: &Path, sets: &[String]) -> Result<(), String> {
+    let file = sets_file(socket);
+    let text = serde_json::to_string(sets).map_err(|e| e.to_string())?;
+    crate::atomic::write(
+        &file,
+        text.as_bytes(),
+        crate::atomic::Attributes::mode(0o600),
+        &crate::volume::access::Trust::default(),
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// The `--set` flags a running launch recorded; none when there is no record.
+pub fn recorded_sets(socket: &Path) -> Vec<String> {
+    let file = sets_file(socket);
+    let limit = crate::volume::access::max_file_size();
+    match crate::volume::access::read_path(&file, &crate::volume::access::Trust::default(), limit) {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 /// The server end, owned by the supervisor.
 #[derive(Debug)]
 pub struct Server {

@@ -148,12 +148,18 @@ enum Action {
         /// Also print the merged pillar, each value with the layer it came from.
         #[arg(long)]
         show_pillar: bool,
+        /// The running launch's socket: its --set flags are applied first, so that check
+        /// predicts exactly what a reload will do.
+        #[command(flatten)]
+        control: ControlArgs,
     },
     /// Validate, then write the rendered configuration files (only those that changed,
     /// atomically, all or none), and exit.
     Reconfigure {
         #[command(flatten)]
         config: ConfigArgs,
+        #[command(flatten)]
+        control: ControlArgs,
     },
     /// Make a new project in DIR from the image template: Dockerfile, stack file,
     /// project/ (launch.yml, pillar.yml, templates/, seed/). Never overwrites.
@@ -300,14 +306,18 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
         Some(Action::Check {
             config,
             show_pillar,
+            control,
         }) => {
             let options = Options {
                 track_origins: show_pillar,
-                ..config.options()
+                ..commands::with_running_sets(config.options(), &control.socket)
             };
             return commands::check(&options, show_pillar);
         }
-        Some(Action::Reconfigure { config }) => return commands::reconfigure(&config.options()),
+        Some(Action::Reconfigure { config, control }) => {
+            let options = commands::with_running_sets(config.options(), &control.socket);
+            return commands::reconfigure(&options);
+        }
         Some(Action::Sshconfig { config }) => return commands::sshconfig(&config.options()),
         Some(Action::Init { dir, name }) => return commands::init(&dir, name.as_deref()),
         Some(Action::Run {

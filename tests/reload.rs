@@ -95,3 +95,63 @@ fn a_reload_says_what_it_did_and_status_remembers_it() {
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(15)).code(), Some(0));
 }
+
+#[test]
+fn check_inside_the_container_applies_the_running_launchs_set_flags() {
+    let p = Project::new("reload-set");
+    let out = p.out();
+    p.write("project/pillar.yml", "greeting: hello\n")
+        .write("project/templates/app.conf", "greeting={{ pillar.greeting }}\n")
+        .write(
+            "project/launch.yml",
+            &format!(
+                "templates:\n  - {{src: templates/app.conf, dest: {out}/app.conf}}\nprocesses:\n  app: {{command: [sleep, \"1000\"]}}\n"
+            ),
+        );
+    let root = p.root.display().to_string();
+    let mut cmd = support::command(
+        support::Mode::Pid1,
+        &[
+            "run",
+            "--root",
+            &root,
+            "--set",
+            "greeting=from the command line",
+        ],
+    );
+    cmd.env("LAUNCH_CONTROL", p.path("control/launch.sock"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut launch = support::Launched::spawn(support::Mode::Pid1, cmd);
+    assert!(
+        launch
+            .stderr
+            .wait_for("app started", Duration::from_secs(15)),
+        "{}",
+        launch.stderr.text()
+    );
+    let checked = Command::new(support::launch_bin())
+        .args(["check", "--show-pillar", "--root", &root])
+        .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
+        .output()
+        .unwrap();
+    let said = text(&checked);
+    assert_eq!(checked.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(
+            "greeting: \"from the command line\"  # from --set greeting=from the command line"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("0 of 1 files would change"),
+        "check would put the value back:\n{said}"
+    );
+    assert!(
+        said.contains("with the running launch's --set greeting=from the command line"),
+        "{said}"
+    );
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(15)).code(), Some(0));
+}

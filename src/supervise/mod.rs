@@ -162,6 +162,12 @@ pub fn run(options: RunOptions) -> i32 {
             {
                 supervisor.control = Some((token, server));
             }
+            // One truth for --set: `launch check` inside the container applies these too.
+            if let Err(e) = control::record_sets(&options.control, &options.config.sets) {
+                supervisor.log(format!(
+                    "warning: cannot record the --set flags for `launch check`: {e}"
+                ));
+            }
         }
         // The application matters more than the socket: run without it, and say so.
         Err(e) => supervisor.log(format!("warning: {e}; `launch status` will not work")),
