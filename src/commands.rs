@@ -9,6 +9,23 @@ use crate::reconfigure::{self, ConfigError, Options};
 use crate::render::Change;
 use crate::scaffold;
 
+/// What to say after clap refused an argument: a subcommand close to the word (clap
+/// cannot suggest one, since any word may start a command to run), nothing more when
+/// clap already suggested a flag, else how to run a command.
+pub fn usage_hint(clap_said: &str, subcommands: &[String]) -> String {
+    let word = clap_said.split('\'').nth(1).unwrap_or("").to_string();
+    if clap_said.contains("tip: a similar") {
+        return String::new();
+    }
+    if !word.starts_with('-') {
+        if let Some(hint) = crate::spec::did_you_mean(&word, subcommands.iter().map(String::as_str))
+        {
+            return format!("hint: {hint} (launch --help lists the commands)");
+        }
+    }
+    "hint: put the command to run after '--': launch -- CMD [ARG]...".into()
+}
+
 /// `options` with the `--set` flags of the running launch (recorded beside its control
 /// socket) before the command line's own: `check` then predicts what a reload does.
 pub fn with_running_sets(mut options: Options, socket: &Path) -> Options {

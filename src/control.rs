@@ -124,6 +124,16 @@ pub fn status_table(processes: &[ProcessStatus]) -> String {
     out
 }
 
+/// The exit code when no launch answers: 77 for a caller that may not ask, else 69;
+/// `health` says 1, "unhealthy", which is all a health check may say besides 0.
+pub fn unreachable_code(request: &Request, denied: bool) -> i32 {
+    match (request, denied) {
+        (Request::Health, _) => 1,
+        (_, true) => code::NO_PERMISSION,
+        _ => code::UNAVAILABLE,
+    }
+}
+
 /// Where a running `launch run` records its `--set` flags: beside its socket.
 pub fn sets_file(socket: &Path) -> PathBuf {
     socket.with_file_name("sets.json")
@@ -249,13 +259,22 @@ pub fn call(path: &Path, request: &Request) -> i32 {
     let mut stream = match UnixStream::connect(path) {
         Ok(s) => s,
         Err(e) => {
+            let denied = e.kind() == io::ErrorKind::PermissionDenied;
             eprintln!(
-                "launch: cannot reach a running launch at {}: {e}\n  fix: run this inside the container \
-                 (docker exec CONTAINER launch {}), as root, or give --control PATH",
+                "launch: cannot reach a running launch at {}: {e}\n  fix: {}",
                 path.display(),
-                request.line()
+                if denied {
+                    "only root (or launch's own user) may talk to launch: run it as that user \
+                     (docker exec -u 0 CONTAINER launch ...)"
+                        .to_string()
+                } else {
+                    format!(
+                        "run this inside the container (docker exec CONTAINER launch {}), or give --control PATH",
+                        request.line()
+                    )
+                }
             );
-            return code::UNAVAILABLE;
+            return unreachable_code(request, denied);
         }
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));

@@ -394,9 +394,22 @@ fn usage_error(e: clap::Error) -> i32 {
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
         ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => {
-            eprintln!("hint: put the command to run after '--': launch -- CMD [ARG]...");
+            let hint = commands::usage_hint(&e.to_string(), &subcommands());
+            if !hint.is_empty() {
+                eprintln!("{hint}");
+            }
             code::USAGE
         }
         _ => code::USAGE,
     }
+}
+
+/// The names of launch's subcommands, for "did you mean".
+fn subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_string())
+        .collect()
 }
