@@ -139,8 +139,8 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
     }
     let _ = writeln!(
         out,
-        "launch check: the configuration is valid; {changing} of {} files would change",
-        plan.outputs.len()
+        "launch check: the configuration is valid; {changing} of {} would change",
+        crate::plural::count(plan.outputs.len(), "file", "files")
     );
     0
 }
@@ -172,7 +172,11 @@ pub fn reconfigure(options: &Options) -> i32 {
     }
     for seed in &report.seeds {
         if let crate::seed::Outcome::Seeded { target, files } = seed {
-            eprintln!("launch: seeded {} ({files} files)", target.display());
+            eprintln!(
+                "launch: seeded {} ({})",
+                target.display(),
+                crate::plural::count(*files as usize, "file", "files")
+            );
         }
     }
     if let Some(ssh) = &report.ssh {
@@ -238,8 +242,8 @@ fn report_ssh(ssh: &crate::ssh::Installed) {
         eprintln!("launch: generated the ssh host key {}", generated.display());
     }
     eprintln!(
-        "launch: {} ssh keys installed in {}",
-        ssh.keys.len(),
+        "launch: {} installed in {}",
+        crate::plural::count(ssh.keys.len(), "ssh key", "ssh keys"),
         ssh.authorized_keys.display()
     );
 }

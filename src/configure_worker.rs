@@ -193,7 +193,11 @@ fn configure(options: &Options) -> Outcome {
             }
             for seed in &report.seeds {
                 if let crate::seed::Outcome::Seeded { target, files } = seed {
-                    details.push(format!("seeded {} ({files} files)", target.display()));
+                    details.push(format!(
+                        "seeded {} ({})",
+                        target.display(),
+                        crate::plural::count(*files as usize, "file", "files")
+                    ));
                 }
             }
             details.extend(

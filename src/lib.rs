@@ -35,6 +35,7 @@ pub mod hints;
 pub mod layout;
 pub mod operator_file;
 pub mod pillar;
+pub mod plural;
 pub mod reconfigure;
 pub mod render;
 pub mod scaffold;

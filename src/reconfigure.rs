@@ -334,12 +334,14 @@ pub fn apply(plan: &Plan) -> Result<Report, Box<Failure>> {
         ..Report::default()
     };
     let fail = |report: Report, errors: Vec<ConfigError>| Box::new(Failure { report, errors });
-    if let Err(e) = crate::seed::prepare_data_dir(&plan.layout.data, plan.spec.data_owner) {
-        return Err(fail(report, vec![e.into()]));
-    }
     match crate::seed::apply(&plan.spec.seed, &plan.layout.project, &plan.layout.data) {
         Ok(seeds) => report.seeds = seeds,
         Err(e) => return Err(fail(report, into_all(e))),
+    }
+    // After seeding: a seed of `data` itself brings its source's mode, and data/ must
+    // end as the design says (0750, the app user's with data_owner).
+    if let Err(e) = crate::seed::prepare_data_dir(&plan.layout.data, plan.spec.data_owner) {
+        return Err(fail(report, vec![e.into()]));
     }
     match install_ssh(plan) {
         Ok(ssh) => report.ssh = ssh,

@@ -82,13 +82,11 @@ pub enum Outcome {
     Kept(PathBuf),
 }
 
-/// The volume's `data/`, when the spec names its owner (`data_owner`): created if
-/// missing (0750) and given to the app user through its own descriptor; the directory
-/// itself only (a large volume is never walked), and never through a symlink.
+/// The volume's own directories, there after every start (makina's layout): `data/`
+/// (0750; with `data_owner`, given to the app user with that mode at every start: the
+/// directory itself only, a large volume is never walked) and `ssh/` (root's, 0700).
+/// Never through a symlink.
 pub fn prepare_data_dir(volume: &Path, owner: Option<(u32, u32)>) -> Result<(), SeedError> {
-    let Some((uid, gid)) = owner else {
-        return Ok(());
-    };
     let dir = volume.join("data");
     let io_error = |source| SeedError::Io {
         path: dir.clone(),
@@ -101,19 +99,21 @@ pub fn prepare_data_dir(volume: &Path, owner: Option<(u32, u32)>) -> Result<(), 
         .mode(0o755)
         .create(volume)
         .map_err(io_error)?;
-    let attrs = Attributes::owned(0o750, Some((uid, gid)));
-    let held = Dir::open_root(volume, true)
-        .and_then(|v| match v {
-            Some(v) => v.open_dir(Path::new("data"), Some(attrs)),
-            None => Ok(None),
-        })
+    let volume_dir = Dir::open_root(volume, true)
         .map_err(|e| access_error(e, &dir))?
         .ok_or_else(|| io_error(io::ErrorKind::NotFound.into()))?;
-    let st = held.stat().map_err(|e| access_error(e, &dir))?;
-    if st.st_uid != uid || st.st_gid != gid {
-        held.set_attributes(Attributes::owned(st.st_mode & 0o7777, Some((uid, gid))))
+    let held = volume_dir
+        .open_dir(Path::new("data"), Some(Attributes::owned(0o750, owner)))
+        .map_err(|e| access_error(e, &dir))?
+        .ok_or_else(|| io_error(io::ErrorKind::NotFound.into()))?;
+    if owner.is_some() {
+        held.set_attributes(Attributes::owned(0o750, owner))
             .map_err(|e| access_error(e, &dir))?;
     }
+    let root = nix::unistd::geteuid().is_root().then_some((0, 0));
+    volume_dir
+        .open_dir(Path::new("ssh"), Some(Attributes::owned(0o700, root)))
+        .map_err(|e| access_error(e, &volume.join("ssh")))?;
     Ok(())
 }
 

@@ -47,7 +47,7 @@ fn check_prints_a_diff_and_writes_nothing() {
         "first start is announced: {}",
         ran.stdout
     );
-    assert!(ran.stdout.contains("1 of 1 files would change"));
+    assert!(ran.stdout.contains("1 of 1 file would change"));
     assert_eq!(p.snapshot(), before);
 }
 

@@ -145,7 +145,7 @@ fn check_inside_the_container_applies_the_running_launchs_set_flags() {
         "{said}"
     );
     assert!(
-        said.contains("0 of 1 files would change"),
+        said.contains("0 of 1 file would change"),
         "check would put the value back:\n{said}"
     );
     assert!(

@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -499,4 +499,44 @@ fn the_app_user_swapping_the_temporary_copy_for_a_symlink_gains_nothing() {
         "the attacker never swapped anything: the test raced nothing"
     );
     assert!(seeded_runs > 0, "never seeded: the test raced nothing");
+}
+
+#[test]
+fn the_volume_always_has_its_three_directories_with_the_documented_modes() {
+    // makina's layout: configuration/, data/ and ssh/ after the first start, whatever the
+    // spec uses; data/ 0750 even when a seed of `data` brought its source's 0755.
+    let p = Project::new("volume-dirs");
+    p.write("project/launch.yml", "processes: {}\n");
+    let ran = p.run("reconfigure", &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let mode = |rel: &str| {
+        let meta = fs::metadata(p.path(rel)).unwrap();
+        (meta.permissions().mode() & 0o7777, meta.uid())
+    };
+    assert_eq!(mode("data/configuration"), (0o750, 0));
+    assert_eq!(mode("data/data"), (0o750, 0));
+    assert_eq!(mode("data/ssh"), (0o700, 0));
+
+    let q = Project::new("volume-dirs-owner");
+    q.write(
+        "project/launch.yml",
+        "data_owner: nobody:nogroup\nseed:\n  - {from: seed/data, to: data}\nprocesses: {}\n",
+    )
+    .write("project/seed/data/hello.txt", "hi\n");
+    fs::set_permissions(
+        q.path("project/seed/data"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let ran = q.run("reconfigure", &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let meta = fs::metadata(q.path("data/data")).unwrap();
+    assert_eq!(
+        (meta.permissions().mode() & 0o7777, meta.uid()),
+        (0o750, 65534)
+    );
+    assert_eq!(
+        fs::read_to_string(q.path("data/data/hello.txt")).unwrap(),
+        "hi\n"
+    );
 }
