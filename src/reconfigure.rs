@@ -230,7 +230,11 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
             let argv = [crate::ssh::SSHD, "-D", "-e", "-f", config.as_str()]
                 .map(String::from)
                 .to_vec();
-            spec.processes.push(spec::Process::service("sshd", argv));
+            let several = !spec.processes.is_empty();
+            spec.processes.push(spec::Process {
+                log_prefix: several,
+                ..spec::Process::service("sshd", argv)
+            });
             let _ = ssh;
         }
     }

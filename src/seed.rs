@@ -66,6 +66,17 @@ pub enum SeedError {
         /// Why.
         source: io::Error,
     },
+    /// One of the volume's own directories (data/, ssh/) cannot be made or given its
+    /// owner and mode.
+    #[error(
+        "{path}: cannot make or set up this directory of the volume: {source}\n  fix: check that the volume is writable (not mounted read-only) and has room"
+    )]
+    Prepare {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// What seeding does (or would do) for one entry.
@@ -88,9 +99,13 @@ pub enum Outcome {
 /// Never through a symlink.
 pub fn prepare_data_dir(volume: &Path, owner: Option<(u32, u32)>) -> Result<(), SeedError> {
     let dir = volume.join("data");
-    let io_error = |source| SeedError::Io {
+    let io_error = |source| SeedError::Prepare {
         path: dir.clone(),
         source,
+    };
+    let access_error = |e: AccessError, at: &Path| match e {
+        AccessError::Io { path, source, .. } => SeedError::Prepare { path, source },
+        other => access_error(other, at),
     };
     // The volume itself stays traversable (0755, as a mount point is): the app user must
     // reach data/ through it.

@@ -384,7 +384,7 @@ struct RawProcess {
     #[serde(default)]
     reload_signal: Option<Value>,
     #[serde(default)]
-    log_prefix: bool,
+    log_prefix: Option<bool>,
     #[serde(default)]
     max_restarts: Option<u32>,
     #[serde(default)]
@@ -709,6 +709,8 @@ pub fn parse(file: &Path, text: &SpecText, accounts: &Accounts) -> Result<Spec, 
     }
 
     // Processes.
+    let sshd_added = spec.ssh.as_ref().is_some_and(|ssh| ssh.sshd) && !known.contains("sshd");
+    let several = process_names.len() + usize::from(sshd_added) > 1;
     for (key, raw) in top.processes {
         let name = scalar_text(&key).unwrap_or_default();
         let path = [Seg::from("processes"), Seg::Key(name.clone())];
@@ -871,7 +873,9 @@ pub fn parse(file: &Path, text: &SpecText, accounts: &Accounts) -> Result<Spec, 
             stop_signal,
             stop_timeout,
             reload_signal,
-            log_prefix: p.log_prefix,
+            // Several processes share one log (docker logs): each line says whose it is,
+            // unless the author says otherwise.
+            log_prefix: p.log_prefix.unwrap_or(several),
             max_restarts: p.max_restarts.unwrap_or(5),
             restart_window,
             line: c.line(&path),

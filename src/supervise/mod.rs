@@ -515,6 +515,10 @@ impl Supervisor {
                     let changed = {
                         let mut old = self.procs[i].spec.clone();
                         old.line = process.line;
+                        // Whether lines are prefixed follows from how many processes
+                        // there are: adding one must not restart the others. It takes
+                        // effect at their next start.
+                        old.log_prefix = process.log_prefix;
                         old != process
                     };
                     self.procs[i].level = level;
