@@ -35,6 +35,11 @@ impl Trust {
         }
     }
 
+    /// Whether `st` is a directory marked untrusted (the volume).
+    fn marks(&self, st: &FileStat) -> bool {
+        self.untrusted.contains(&(st.st_dev, st.st_ino))
+    }
+
     fn trusts(&self, st: &FileStat) -> bool {
         let euid = nix::unistd::geteuid().as_raw();
         (st.st_uid == 0 || st.st_uid == euid)
@@ -99,12 +104,16 @@ impl Dir {
         dir.strict = !dir.is_trusted(trust)?;
         let mut pending: Vec<OsString> = Vec::new();
         push_reversed(&mut pending, path);
-        let mut stack: Vec<Dir> = Vec::new();
+        // Each directory held on the way, and whether everything below it is strict
+        // without exception (the volume and below).
+        let mut stack: Vec<(Dir, bool)> = Vec::new();
+        let mut sealed = false;
         let mut links = 0;
         while let Some(name) = pending.pop() {
             if name == ".." {
-                if let Some(parent) = stack.pop() {
+                if let Some((parent, was_sealed)) = stack.pop() {
                     dir = parent;
+                    sealed = was_sealed;
                 }
                 continue;
             }
@@ -114,10 +123,16 @@ impl Dir {
                     let mut next = Dir {
                         fd,
                         path: at,
-                        strict: dir.strict,
+                        strict: true,
                     };
-                    next.strict = next.strict || !next.is_trusted(trust)?;
-                    stack.push(std::mem::replace(&mut dir, next));
+                    let next_sealed = sealed || trust.marks(&next.stat()?);
+                    // Below a directory others can write, its entries could have been
+                    // swapped, so strictness is inherited; but in a sticky one (/tmp)
+                    // nobody else can rename an entry root owns.
+                    let inherited = dir.strict && !dir.protects(&next)?;
+                    next.strict = next_sealed || inherited || !next.is_trusted(trust)?;
+                    stack.push((std::mem::replace(&mut dir, next), sealed));
+                    sealed = next_sealed;
                 }
                 Err(Errno::ENOENT) if create => {
                     dir.make_dir(&name, Attributes::mode(0o755))?;
@@ -142,6 +157,7 @@ impl Dir {
                     let target = PathBuf::from(target);
                     if target.is_absolute() {
                         stack.clear();
+                        sealed = false;
                         dir = Dir::open_root(Path::new("/"), false)?.ok_or_else(|| {
                             AccessError::io(Path::new("/"), "open", Errno::ENOENT)
                         })?;
@@ -176,6 +192,16 @@ impl Dir {
             path: self.path.clone(),
             strict: self.strict,
         })
+    }
+
+    /// Whether this directory keeps others from swapping `child`, one of its entries:
+    /// a sticky directory (`/tmp`) lets only an entry's owner rename it, so an entry
+    /// owned by root (or launch's own user) stays where it is.
+    fn protects(&self, child: &Dir) -> Result<bool, AccessError> {
+        let st = self.stat()?;
+        let euid = nix::unistd::geteuid().as_raw();
+        let owner = child.stat()?.st_uid;
+        Ok(st.st_mode & libc::S_ISVTX != 0 && (owner == 0 || owner == euid))
     }
 
     fn is_trusted(&self, trust: &Trust) -> Result<bool, AccessError> {
@@ -470,4 +496,65 @@ fn push_reversed(pending: &mut Vec<OsString>, path: &Path) {
         })
         .collect();
     pending.extend(parts.into_iter().rev());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    /// Which symlinks a walk follows, as a table: where the link is, and whether it is
+    /// followed. Runs in /tmp, sticky and world-writable, as the tests' root.
+    #[test]
+    fn symlinks_are_followed_only_where_only_root_could_plant_them() {
+        let base = std::env::temp_dir().join(format!("launch-trust-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let target = base.join("target");
+        fs::create_dir_all(&target).unwrap();
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
+        let make = |dir: &str, owner: u32, mode: u32| {
+            let d = base.join(dir);
+            fs::create_dir_all(&d).unwrap();
+            std::os::unix::fs::chown(&d, Some(owner), Some(owner)).unwrap();
+            fs::set_permissions(&d, fs::Permissions::from_mode(mode)).unwrap();
+            symlink(&target, d.join("link")).unwrap();
+        };
+        make("root-owned", 0, 0o755);
+        make("app-owned", 4242, 0o755);
+        make("app-owned/root-inside", 0, 0o755);
+        make("group-writable", 0, 0o775);
+        make("volume", 0, 0o755);
+        make("volume/root-inside", 0, 0o755);
+        let mut trust = Trust::default();
+        trust.distrust(&base.join("volume"));
+        let table = [
+            ("root-owned/link", true),
+            ("app-owned/link", false),
+            ("app-owned/root-inside/link", false),
+            ("group-writable/link", false),
+            ("volume/link", false),
+            ("volume/root-inside/link", false),
+        ];
+        for (rel, followed) in table {
+            let got = Dir::resolve(&base.join(rel), &trust, false);
+            assert_eq!(got.is_ok(), followed, "{rel}: {got:?}");
+            if !followed {
+                assert!(
+                    matches!(got, Err(AccessError::Symlink { .. })),
+                    "{rel}: {got:?}"
+                );
+            }
+        }
+        // A symlink right in /tmp (sticky, anyone may make one) is never followed.
+        let in_tmp = std::env::temp_dir().join(format!("launch-trust-link-{}", std::process::id()));
+        let _ = fs::remove_file(&in_tmp);
+        symlink(&target, &in_tmp).unwrap();
+        assert!(matches!(
+            Dir::resolve(&in_tmp, &trust, false),
+            Err(AccessError::Symlink { .. })
+        ));
+        fs::remove_file(&in_tmp).unwrap();
+        fs::remove_dir_all(&base).unwrap();
+    }
 }
