@@ -6,6 +6,7 @@
 #   - `launch check` with a 10 MB operator pillar: time and peak memory
 #
 #   bash bench/config.sh
+#   BASELINE=/path/to/an/older/launch bash bench/config.sh   # the same rows for both
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null; }
@@ -55,13 +56,28 @@ with open(sys.argv[1], "w") as f:
 PY
 
 peak() { /usr/bin/time -f '%e %M' "$@" 2>&1 >/dev/null | tail -1; }
-read -r first_s first_kb < <(peak "$LAUNCH" reconfigure --root "$many")
-hyperfine -N --warmup 2 --runs 10 --export-json "$work/again.json" "$LAUNCH reconfigure --root $many" >/dev/null 2>&1
-again=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$work/again.json")
-read -r big_s big_kb < <(peak "$LAUNCH" check --root "$big")
-
-echo "| | time | peak RSS |"
-echo "|---|---|---|"
-echo "| reconfigure: 1,000 templates, 10,000-key pillar, all written | $(python3 -c "print(round($first_s*1000))") ms | $((first_kb / 1024)) MiB |"
-echo "| reconfigure again, nothing changed (median of 10) | $again ms | |"
-echo "| check with a 10 MB operator pillar (load + merge + render) | $(python3 -c "print(round($big_s*1000))") ms | $((big_kb / 1024)) MiB |"
+# One binary's three figures: first reconfigure (s, KiB), again (ms), big check (s, KiB).
+measure() {
+    local bin=$1 first_s first_kb again big_s big_kb
+    rm -rf "$many/out" "$many/data"; mkdir -p "$many/out" "$many/data"
+    read -r first_s first_kb < <(peak "$bin" reconfigure --root "$many")
+    hyperfine -N --warmup 2 --runs 10 --export-json "$work/again.json" "$bin reconfigure --root $many" >/dev/null 2>&1
+    again=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$work/again.json")
+    read -r big_s big_kb < <(peak "$bin" check --root "$big")
+    echo "$(python3 -c "print(round($first_s*1000))") $((first_kb / 1024)) $again $(python3 -c "print(round($big_s*1000))") $((big_kb / 1024))"
+}
+read -r a1 a2 a3 a4 a5 < <(measure "$LAUNCH")
+if [ -n "${BASELINE:-}" ]; then
+    read -r b1 b2 b3 b4 b5 < <(measure "$BASELINE")
+    echo "| | time | peak RSS | baseline time | baseline peak RSS |"
+    echo "|---|---|---|---|---|"
+    echo "| reconfigure: 1,000 templates, 10,000-key pillar, all written | $a1 ms | $a2 MiB | $b1 ms | $b2 MiB |"
+    echo "| reconfigure again, nothing changed (median of 10) | $a3 ms | | $b3 ms | |"
+    echo "| check with a 10 MB operator pillar (load + merge + render) | $a4 ms | $a5 MiB | $b4 ms | $b5 MiB |"
+else
+    echo "| | time | peak RSS |"
+    echo "|---|---|---|"
+    echo "| reconfigure: 1,000 templates, 10,000-key pillar, all written | $a1 ms | $a2 MiB |"
+    echo "| reconfigure again, nothing changed (median of 10) | $a3 ms | |"
+    echo "| check with a 10 MB operator pillar (load + merge + render) | $a4 ms | $a5 MiB |"
+fi

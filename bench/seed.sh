@@ -4,6 +4,7 @@
 # Target: launch at least half as fast as cp -a.
 #
 #   bash bench/seed.sh
+#   BASELINE=/path/to/an/older/launch bash bench/seed.sh   # a row for it too
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo static -q
@@ -25,13 +26,17 @@ for i in range(n):
 PY
 sync
 ms() { local t0; t0=$(date +%s%N); "$@" >/dev/null 2>&1; echo $(( ($(date +%s%N) - t0) / 1000000 )); }
-cp_runs=(); launch_runs=()
+cp_runs=(); launch_runs=(); base_runs=()
 for _ in 1 2 3; do
     rm -rf "$work/cp" "$work/p/data/tree"; sync
     cp_runs+=("$(ms sh -c "cp -a '$work/p/project/seed/tree' '$work/cp' && sync")")
     rm -rf "$work/cp"; sync
     launch_runs+=("$(ms "$LAUNCH" reconfigure --root "$work/p")")
     [ -d "$work/p/data/tree" ] || { echo "launch did not seed" >&2; exit 1; }
+    if [ -n "${BASELINE:-}" ]; then
+        rm -rf "$work/p/data/tree"; sync
+        base_runs+=("$(ms "$BASELINE" reconfigure --root "$work/p")")
+    fi
 done
 med() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 cp_ms=$(med "${cp_runs[@]}"); launch_ms=$(med "${launch_runs[@]}")
@@ -40,3 +45,8 @@ echo "|---|---|"
 echo "| cp -a (then sync) | $cp_ms |"
 echo "| launch reconfigure (copy, syncfs, rename) | $launch_ms |"
 echo "| launch / cp -a | $(python3 -c "print(f'{$launch_ms / $cp_ms:.2f}x')") |"
+if [ -n "${BASELINE:-}" ]; then
+    base_ms=$(med "${base_runs[@]}")
+    echo "| baseline launch reconfigure | $base_ms |"
+    echo "| launch / baseline | $(python3 -c "print(f'{$launch_ms / $base_ms:.2f}x')") |"
+fi
