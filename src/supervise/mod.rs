@@ -11,6 +11,7 @@
 
 pub mod cleanup;
 pub mod events;
+pub mod leftover;
 pub mod logs;
 pub mod policy;
 pub mod ready;
@@ -33,6 +34,7 @@ use crate::spec::{self, Kind, Process, ReadyCheck, Restart};
 use crate::users::{Accounts, UserError};
 use cleanup::Scope;
 use events::{EventError, EventLoop, Wake};
+use leftover::{Leftovers, Member};
 use logs::{LogPipe, Stream};
 use policy::ExitHistory;
 use reap::Children;
@@ -260,6 +262,9 @@ enum State {
     Failed(Exit),
     /// Stopped by launch (shutdown).
     Stopped,
+    /// Stopped on request (`launch stop`): deliberate, so not a sickness; stays stopped
+    /// until `launch start`.
+    Held,
 }
 
 /// What follows a requested stop.
@@ -267,6 +272,8 @@ enum State {
 enum Then {
     /// Stay stopped.
     Rest,
+    /// Stay stopped, as asked for (`launch stop`).
+    Hold,
     /// Start again (reconfigured).
     Restart,
     /// Forget the process (removed from the spec).
@@ -297,6 +304,8 @@ struct Managed {
     ready: bool,
     readiness: Option<Readiness>,
     last_exit: Option<Exit>,
+    /// Its descendants when it was asked to stop, ended with it (see [`leftover`]).
+    snapshot: Vec<Member>,
 }
 
 impl Managed {
@@ -309,12 +318,16 @@ impl Managed {
             State::Stopping { .. } => "stopping",
             State::Exited(_) => "exited",
             State::Failed(_) => "failed",
-            State::Stopped => "stopped",
+            State::Stopped | State::Held => "stopped",
         }
     }
 
-    /// For `launch health`: a service runs and is ready; a oneshot finished (or may fail).
+    /// For `launch health`: a service runs and is ready; a oneshot finished (or may fail);
+    /// either was stopped on request.
     fn healthy(&self) -> bool {
+        if self.state == State::Held {
+            return true;
+        }
         match self.spec.kind {
             Kind::Service => matches!(self.state, State::Running { .. }) && self.ready,
             Kind::Oneshot => self.satisfies() || matches!(self.state, State::Running { .. }),
@@ -333,14 +346,18 @@ impl Managed {
             ready: false,
             readiness: None,
             last_exit: None,
+            snapshot: Vec::new(),
         }
     }
 
+    /// Its pid while it runs. Never 0 or 1: signalled as a group those would be launch's
+    /// own group or every process there is.
     fn pid(&self) -> Option<Pid> {
         match self.state {
             State::Running { pid } | State::Stopping { pid, .. } => Some(pid),
             _ => None,
         }
+        .filter(|pid| pid.as_raw() > 1)
     }
 
     /// Dependents may start: it runs and is ready, or it is a oneshot that finished
@@ -393,6 +410,8 @@ struct Supervisor {
     log_json: bool,
     /// The control socket and its token.
     control: Option<(u64, control::Server)>,
+    /// What stopped processes left behind, each to be killed at its time.
+    leftovers: Vec<Leftovers>,
 }
 
 impl Supervisor {
@@ -424,6 +443,7 @@ impl Supervisor {
             verbose,
             log_json: false,
             control: None,
+            leftovers: Vec::new(),
         })
     }
 
@@ -448,7 +468,15 @@ impl Supervisor {
     fn run(&mut self) -> i32 {
         let mut wakes = Vec::new();
         loop {
-            self.advance();
+            // A phase that changes may have more to do at once (a shutdown with nothing
+            // running is over at once): go on until it settles.
+            loop {
+                let before = self.phase;
+                self.advance();
+                if self.phase == before {
+                    break;
+                }
+            }
             if let Some(code) = self.finished() {
                 return code;
             }
@@ -512,7 +540,8 @@ impl Supervisor {
             };
             state.into_iter().chain(ready)
         });
-        phase.into_iter().chain(procs).min()
+        let leftovers = self.leftovers.iter().map(|l| l.kill_at);
+        phase.into_iter().chain(procs).chain(leftovers).min()
     }
 
     // ---- processes ----
@@ -655,6 +684,9 @@ impl Supervisor {
                         }
                     }
                     None => {
+                        // Nothing may ever have run, and so no SIGCHLD have told whether
+                        // any child is left: ask.
+                        self.reap();
                         // The managed processes are gone: now whatever they left behind.
                         if self.children == Children::Remain {
                             cleanup::signal_all(self.scope, libc::SIGTERM);
@@ -757,9 +789,7 @@ impl Supervisor {
         p.started = Some(now);
         p.ready = false;
         p.readiness = None;
-        p.state = State::Running {
-            pid: Pid::from_raw(0),
-        };
+        // Its state stays what it was (waiting): `ended` decides what follows.
         self.ended(i, Exit::Code(code));
     }
 
@@ -865,10 +895,12 @@ impl Supervisor {
             p.readiness = None;
             p.last_exit = Some(exit);
         }
-        if let State::Stopping { then, .. } = state {
+        if let State::Stopping { pid, then, .. } = state {
             self.log_verbose(format!("{name} stopped: {exit}"));
+            self.sweep(i, pid, now);
             match then {
                 Then::Rest => self.procs[i].state = State::Stopped,
+                Then::Hold => self.procs[i].state = State::Held,
                 Then::Restart => {
                     self.procs[i].state = State::Waiting;
                     self.procs[i].attempt = 0;
@@ -946,9 +978,11 @@ impl Supervisor {
         let p = &mut self.procs[i];
         match p.state {
             State::Running { pid } => {
-                let group = Pid::from_raw(-pid.as_raw());
-                let _ = send(group, p.spec.stop_signal);
-                let _ = send(group, libc::SIGCONT);
+                // Taken before the signal: once it is gone, the parent links that lead
+                // to its helpers are gone too.
+                p.snapshot = leftover::snapshot(pid);
+                signal_process(pid, p.spec.stop_signal);
+                signal_process(pid, libc::SIGCONT);
                 p.state = State::Stopping {
                     pid,
                     kill_at: Instant::now() + p.spec.stop_timeout,
@@ -964,10 +998,30 @@ impl Supervisor {
             State::Stopping { pid, kill_at, .. } => {
                 p.state = State::Stopping { pid, kill_at, then }
             }
-            _ => {
-                p.state = State::Stopped;
-            }
+            _ if then == Then::Hold => p.state = State::Held,
+            _ => p.state = State::Stopped,
         }
+    }
+
+    /// Process `i` (which was `pid`) has ended after a stop: what it left gets SIGTERM
+    /// now and SIGKILL after its stop timeout.
+    fn sweep(&mut self, i: usize, pid: Pid, now: Instant) {
+        let snapshot = std::mem::take(&mut self.procs[i].snapshot);
+        let kill_at = now + self.procs[i].spec.stop_timeout;
+        let spare = self.managed_pids();
+        if let Some(left) = Leftovers::term(pid, snapshot, &spare, kill_at) {
+            let message = format!(
+                "{}: SIGTERM to what it left behind (pid {pid}'s group, session or children)",
+                self.procs[i].spec.name
+            );
+            self.log_verbose(message);
+            self.leftovers.push(left);
+        }
+    }
+
+    /// The pids of the processes launch manages now.
+    fn managed_pids(&self) -> Vec<Pid> {
+        self.procs.iter().filter_map(Managed::pid).collect()
     }
 
     fn begin_shutdown(&mut self, code: i32, why: &str) {
@@ -992,7 +1046,7 @@ impl Supervisor {
     fn kill_everything(&mut self, code: i32) {
         for p in &self.procs {
             if let Some(pid) = p.pid() {
-                let _ = send(Pid::from_raw(-pid.as_raw()), libc::SIGKILL);
+                signal_process(pid, libc::SIGKILL);
             }
         }
         cleanup::signal_all(self.scope, libc::SIGKILL);
@@ -1003,6 +1057,16 @@ impl Supervisor {
     }
 
     fn on_time(&mut self, now: Instant) {
+        if self.leftovers.iter().any(|l| now >= l.kill_at) {
+            let spare = self.managed_pids();
+            let (due, later) = std::mem::take(&mut self.leftovers)
+                .into_iter()
+                .partition(|l| now >= l.kill_at);
+            self.leftovers = later;
+            for left in due {
+                left.kill(&spare);
+            }
+        }
         match self.phase {
             Phase::Stopping { grace_until, code }
             | Phase::Draining {
@@ -1026,7 +1090,8 @@ impl Supervisor {
                         crate::duration::format(self.procs[i].spec.stop_timeout)
                     );
                     self.log(message);
-                    let _ = send(Pid::from_raw(-pid.as_raw()), libc::SIGKILL);
+                    signal_process(pid, libc::SIGKILL);
+                    leftover::kill(&self.procs[i].snapshot);
                     self.procs[i].state = State::Stopping {
                         pid,
                         kill_at: now + KILL_WAIT,
@@ -1054,7 +1119,7 @@ impl Supervisor {
             );
             self.log(message);
             self.procs[i].readiness = None;
-            let _ = send(Pid::from_raw(-pid.as_raw()), libc::SIGKILL);
+            signal_process(pid, libc::SIGKILL);
             return;
         }
         if r.check_pid.is_some() || now < r.next_try {
@@ -1195,7 +1260,7 @@ impl Supervisor {
             Request::Stop(name) => {
                 let i = find(&self.procs, &name).unwrap_or(0);
                 self.log(format!("{name}: stop asked for"));
-                self.stop(i, Then::Rest);
+                self.stop(i, Then::Hold);
                 (format!("stopping {name}\n"), 0)
             }
             Request::Start(name) => {
@@ -1313,6 +1378,16 @@ fn run_as(spec: &Process, extra: &mut Extra) -> Result<(), UserError> {
             .collect(),
     });
     Ok(())
+}
+
+/// Sends `signo` to process `pid` and its group. Sent to the group alone, it would miss a
+/// process that moved to another group (setpgid, setsid); sent to both, a process
+/// still in its own group would get it twice.
+fn signal_process(pid: Pid, signo: i32) {
+    let _ = send(Pid::from_raw(-pid.as_raw()), signo);
+    if nix::unistd::getpgid(Some(pid)).is_ok_and(|group| group != pid) {
+        let _ = send(pid, signo);
+    }
 }
 
 /// A close-on-exec pipe whose read end does not block.
