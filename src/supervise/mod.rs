@@ -13,12 +13,14 @@ pub mod cleanup;
 pub mod events;
 pub mod leftover;
 pub mod logs;
+pub mod output;
 pub mod policy;
 pub mod ready;
 pub mod reap;
 pub mod signals;
 pub mod spawn;
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
@@ -36,6 +38,7 @@ use cleanup::Scope;
 use events::{EventError, EventLoop, Wake};
 use leftover::{Leftovers, Member};
 use logs::{LogPipe, Stream};
+use output::Outputs;
 use policy::ExitHistory;
 use reap::Children;
 use signals::{Signals, send};
@@ -412,6 +415,13 @@ struct Supervisor {
     control: Option<(u64, control::Server)>,
     /// What stopped processes left behind, each to be killed at its time.
     leftovers: Vec<Leftovers>,
+    /// launch's stdout and stderr, never blocking (a cell: the log is written from
+    /// `&self`).
+    out: RefCell<Outputs>,
+    /// The tokens of stdout and stderr, while watched for room (a reader was slow).
+    out_watched: [Option<u64>; 2],
+    /// Whether the pipes that go to stdout, stderr are left unread for a slow reader.
+    out_paused: [bool; 2],
 }
 
 impl Supervisor {
@@ -444,6 +454,9 @@ impl Supervisor {
             log_json: false,
             control: None,
             leftovers: Vec::new(),
+            out: RefCell::new(Outputs::open()),
+            out_watched: [None, None],
+            out_paused: [false, false],
         })
     }
 
@@ -453,9 +466,76 @@ impl Supervisor {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
             let line = serde_json::json!({"time": time, "source": "launch", "message": message});
-            eprintln!("{line}");
+            self.write_log(format!("{line}\n"));
         } else {
-            eprintln!("launch: {message}");
+            self.write_log(format!("launch: {message}\n"));
+        }
+    }
+
+    fn write_log(&self, line: String) {
+        // Never while `out` is borrowed: only the loop's own steps log, one at a time.
+        if let Ok(mut out) = self.out.try_borrow_mut() {
+            out.stderr.write_line(line.as_bytes(), "launch");
+        }
+    }
+
+    /// After each turn of the loop: finishes lines a reader took in part, says what was
+    /// dropped once a reader reads again, watches an output for room only while launch
+    /// waits for its reader, and reads the pipes that go to it only while it accepts.
+    fn sync_output(&mut self) {
+        let now = Instant::now();
+        let mut said = Vec::new();
+        for k in 0..2 {
+            let mut out = self.out.borrow_mut();
+            let sink = if k == 0 {
+                &mut out.stdout
+            } else {
+                &mut out.stderr
+            };
+            sink.flush();
+            said.extend(sink.drained());
+            let paused = !sink.accepting(now);
+            match (sink.pending(), self.out_watched[k], sink.watchable()) {
+                (true, None, Some(fd)) => {
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    if self.events.watch_writable(fd, token).is_ok() {
+                        self.out_watched[k] = Some(token);
+                    }
+                }
+                (false, Some(_), Some(fd)) => {
+                    let _ = self.events.unwatch(fd);
+                    self.out_watched[k] = None;
+                }
+                _ => {}
+            }
+            drop(out);
+            if paused != self.out_paused[k] {
+                self.out_paused[k] = paused;
+                self.pause_logs(k, paused);
+            }
+        }
+        for (source, lines) in said {
+            self.log(format!(
+                "dropped {lines} lines of {source}'s output: the reader of launch's output was not reading"
+            ));
+        }
+    }
+
+    /// Stops (or starts again) reading the log pipes that go to output `k` (0 stdout,
+    /// 1 stderr): a process whose pipe is full waits, as it would for a slow reader
+    /// without launch.
+    fn pause_logs(&self, k: usize, paused: bool) {
+        for (&token, watch) in &self.watches {
+            if let Watch::Log(pipe) = watch
+                && stream_index(pipe.stream) == k
+            {
+                let _ = if paused {
+                    self.events.unwatch(pipe.fd.as_fd())
+                } else {
+                    self.events.watch(pipe.fd.as_fd(), token)
+                };
+            }
         }
     }
 
@@ -497,6 +577,7 @@ impl Supervisor {
                 }
             }
             self.on_time(Instant::now());
+            self.sync_output();
         }
     }
 
@@ -541,7 +622,15 @@ impl Supervisor {
             state.into_iter().chain(ready)
         });
         let leftovers = self.leftovers.iter().map(|l| l.kill_at);
-        phase.into_iter().chain(procs).chain(leftovers).min()
+        // A slow reader becomes a stuck one: then its pipes are read (and dropped) again.
+        let out = self.out.borrow();
+        let stuck = [out.stdout.stuck_at(), out.stderr.stuck_at()];
+        phase
+            .into_iter()
+            .chain(procs)
+            .chain(leftovers)
+            .chain(stuck.into_iter().flatten())
+            .min()
     }
 
     // ---- processes ----
@@ -797,6 +886,8 @@ impl Supervisor {
         let token = self.next_token;
         self.next_token += 1;
         let registered = match &watch {
+            // Read once its output takes lines again (see `pause_logs`).
+            Watch::Log(pipe) if self.out_paused[stream_index(pipe.stream)] => Ok(()),
             Watch::Log(pipe) => self.events.watch(pipe.fd.as_fd(), token),
             Watch::Notify { fd, .. } => self.events.watch(fd.as_fd(), token),
         };
@@ -828,7 +919,7 @@ impl Supervisor {
             return;
         };
         let (open, ready_process) = match watch {
-            Watch::Log(pipe) => (pipe.pump(), None),
+            Watch::Log(pipe) => (pipe.pump(&mut self.out.borrow_mut()), None),
             Watch::Notify { process, fd } => {
                 let mut buf = [0u8; 512];
                 match nix::unistd::read(&*fd, &mut buf) {
@@ -1387,6 +1478,14 @@ fn signal_process(pid: Pid, signo: i32) {
     let _ = send(Pid::from_raw(-pid.as_raw()), signo);
     if nix::unistd::getpgid(Some(pid)).is_ok_and(|group| group != pid) {
         let _ = send(pid, signo);
+    }
+}
+
+/// The index of a stream in the supervisor's per-output arrays.
+fn stream_index(stream: Stream) -> usize {
+    match stream {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
     }
 }
 
