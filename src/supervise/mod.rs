@@ -48,6 +48,9 @@ use spawn::{ChildSetup, Credentials, Extra};
 /// them (only a process stuck in the kernel takes that long).
 const KILL_WAIT: Duration = Duration::from_secs(1);
 
+/// How long launch waits at its end for a slow reader to take its last lines.
+const FINAL_FLUSH: Duration = Duration::from_secs(1);
+
 /// The least time processes left behind get after the managed ones have stopped.
 const ORPHAN_GRACE_MIN: Duration = Duration::from_millis(500);
 
@@ -558,6 +561,9 @@ impl Supervisor {
                 }
             }
             if let Some(code) = self.finished() {
+                // The last lines (the shutdown's own) still reach a reader that is slow,
+                // within a bound: launch does not wait on a stuck one.
+                self.out.borrow_mut().finish(Instant::now() + FINAL_FLUSH);
                 return code;
             }
             wakes.clear();

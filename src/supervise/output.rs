@@ -144,6 +144,23 @@ impl Sink {
         true
     }
 
+    /// Waits for room and writes what is owed, until `deadline` at the latest (launch
+    /// is about to exit: what is left then is lost).
+    fn finish(&mut self, deadline: Instant) {
+        // A stuck reader is not waited for: its lines are being dropped already.
+        while !self.flush() && !self.gone && !self.stuck(Instant::now()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(fd) = self.watchable().filter(|_| !left.is_zero()) else {
+                return;
+            };
+            let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+            if poll(&mut fds, PollTimeout::from(millis)).is_err() {
+                return;
+            }
+        }
+    }
+
     /// Whether launch waits for the reader (a rest of a line to write, or drops to say).
     pub fn pending(&self) -> bool {
         !self.owed.is_empty() || !self.dropped.is_empty()
@@ -245,6 +262,12 @@ impl Outputs {
             stdout: Sink::open(1),
             stderr: Sink::open(2),
         }
+    }
+
+    /// Writes what is owed to both, waiting for room until `deadline` at the latest.
+    pub fn finish(&mut self, deadline: Instant) {
+        self.stdout.finish(deadline);
+        self.stderr.finish(deadline);
     }
 }
 
