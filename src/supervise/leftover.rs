@@ -78,13 +78,22 @@ fn in_group_or_session(leader: Pid, spare: &[Pid]) -> Vec<Member> {
         return Vec::new();
     }
     let me = getpid();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
+    // As PID 1 every process there is launch's; as a subreaper only its descendants
+    // are, and nothing else is ever a candidate.
+    let candidates: Vec<Pid> = if me.as_raw() == 1 {
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+            .map(Pid::from_raw)
+            .collect()
+    } else {
+        cleanup::descendants(me).unwrap_or_default()
     };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .map(Pid::from_raw)
+    candidates
+        .into_iter()
         .filter(|&pid| pid != me && !spare.contains(&pid))
         .filter_map(|pid| {
             let stat = stat_of(pid)?;
