@@ -268,3 +268,70 @@ fn a_child_that_exhausts_descriptors_or_forks_thousands_leaves_launch_responsive
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(15)).code(), Some(0));
 }
+
+/// `launch run` with a `yes` flood under `log_prefix` and launch's stdout a pipe that the
+/// test holds open but does not read (yet): returns launch and that pipe.
+fn flooded(p: &Project) -> (Launched, std::process::ChildStdout) {
+    p.write(
+        "project/launch.yml",
+        "processes:\n  flood: {command: [yes], log_prefix: true}\n  quiet: {command: \"exec sleep 1000\"}\n",
+    );
+    let root = p.root.display().to_string();
+    let mut cmd = support::command(Mode::Pid1, &["run", "--root", &root]);
+    cmd.env("LAUNCH_CONTROL", p.path("control.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = support::Output::collect(child.stderr.take().unwrap());
+    let launch = Launched::adopt(Mode::Pid1, child, Default::default(), stderr);
+    assert!(
+        launch
+            .stderr
+            .wait_for("quiet started", Duration::from_secs(10)),
+        "{}",
+        launch.stderr.text()
+    );
+    // Long enough for the pipe to fill, and for launch to take its reader for stuck (1 s
+    // without taking anything) and drop lines rather than hold `yes`.
+    std::thread::sleep(Duration::from_millis(1500));
+    (launch, stdout)
+}
+
+#[test]
+fn a_log_flood_to_a_stuck_reader_never_blocks_launch() {
+    let p = Project::new("fault-log-flood");
+    let (mut launch, _unread) = flooded(&p);
+    let asked = Instant::now();
+    let (code, text) = status(&p);
+    let answered = asked.elapsed();
+    assert_eq!(code, 0, "{text}\n{}", launch.stderr.text());
+    assert!(text.contains("flood") && text.contains("quiet"), "{text}");
+    assert!(
+        answered < Duration::from_secs(2),
+        "status took {answered:?}"
+    );
+    let asked = Instant::now();
+    launch.signal(libc::SIGTERM);
+    let status = launch.wait(Duration::from_secs(10));
+    let took = asked.elapsed();
+    eprintln!("status answered in {answered:?}; SIGTERM ended launch in {took:?}");
+    assert_eq!(status.code(), Some(0), "{}", launch.stderr.text());
+    assert!(took < Duration::from_secs(2), "SIGTERM took {took:?}");
+}
+
+#[test]
+fn lines_dropped_for_a_stuck_reader_are_counted_once_it_reads() {
+    let p = Project::new("fault-log-dropped");
+    let (mut launch, unread) = flooded(&p);
+    let _reader = support::Output::collect(unread);
+    let said = "lines of flood's output: the reader of launch's output was not reading";
+    assert!(
+        launch.stderr.wait_for(said, Duration::from_secs(10)),
+        "{}",
+        launch.stderr.text()
+    );
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+}

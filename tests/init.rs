@@ -515,3 +515,71 @@ fn ctrl_c_on_a_terminal_reaches_cmd_once() {
         output.text()
     );
 }
+
+/// launch started by `perl`, which sets SIGCHLD (and SIGUSR1) to "ignore" and execs it:
+/// the state a careless parent leaves (POSIX keeps SIG_IGN across exec).
+fn with_sigchld_ignored(mode: Mode, args: &[&str]) -> Launched {
+    let ignore = [
+        "perl",
+        "-e",
+        "$SIG{CHLD} = $SIG{USR1} = 'IGNORE'; exec @ARGV or die",
+    ];
+    let mut cmd = match mode {
+        Mode::Pid1 => {
+            let mut c = std::process::Command::new("unshare");
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+                .args(ignore);
+            c
+        }
+        Mode::Subreaper => {
+            let mut c = std::process::Command::new(ignore[0]);
+            c.args(&ignore[1..]);
+            c
+        }
+    };
+    cmd.arg(support::launch_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Launched::spawn(mode, cmd)
+}
+
+#[test]
+fn an_ignored_sigchld_hides_no_exit_from_launch() {
+    for mode in [Mode::Pid1, Mode::Subreaper] {
+        // With SIGCHLD ignored the kernel reaps the command itself and says nothing.
+        let mut launch = with_sigchld_ignored(mode, &["--", "sh", "-c", "exit 3"]);
+        let status = launch.wait(Duration::from_secs(5));
+        assert_eq!(status.code(), Some(3), "{mode:?}: {}", launch.stderr.text());
+
+        // And TERM, forwarded, ends the command and so launch.
+        let mut launch = with_sigchld_ignored(mode, &["--", "sleep", "100"]);
+        wait_until(Duration::from_secs(5), || {
+            (!children_of(launch.pid).is_empty()).then_some(())
+        })
+        .expect("sleep started");
+        launch.signal(libc::SIGTERM);
+        let status = launch.wait(Duration::from_secs(5));
+        assert_eq!(
+            status.code(),
+            Some(143),
+            "{mode:?}: {}",
+            launch.stderr.text()
+        );
+    }
+}
+
+#[test]
+fn an_ignored_sigchld_is_not_passed_on_but_other_ignored_signals_are() {
+    let mut launch = with_sigchld_ignored(Mode::Subreaper, &["--", probe_str(), "status"]);
+    assert_eq!(launch.wait(Duration::from_secs(5)).code(), Some(0));
+    let out = launch.stdout.text();
+    let ignored = out
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap_or_else(|| panic!("no SigIgn line in {out:?}"));
+    assert_eq!(ignored & (1 << (libc::SIGCHLD - 1)), 0, "{out}");
+    assert_ne!(ignored & (1 << (libc::SIGUSR1 - 1)), 0, "{out}");
+}

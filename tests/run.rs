@@ -623,13 +623,13 @@ fn the_control_socket_answers_status_health_restart_stop_start() {
         "no backoff for a requested restart"
     );
 
-    // Stop keeps it stopped (and unhealthy); start brings it back.
+    // Stop keeps it stopped (a deliberate stop, not a sickness); start brings it back.
     assert_eq!(control(&p, &["stop", "app"]).0, 0);
     wait_until(Duration::from_secs(10), || {
         control(&p, &["status"]).1.contains("stopped").then_some(())
     })
     .expect("app stopped");
-    assert_eq!(control(&p, &["health"]).0, 1);
+    assert_eq!(control(&p, &["health"]).0, 0);
     assert_eq!(control(&p, &["start", "app"]).0, 0);
     wait_until(Duration::from_secs(10), || {
         (fs::read_to_string(p.path("out/app.pids"))
@@ -902,4 +902,169 @@ fn a_missing_working_directory_is_named_and_ends_a_critical_process() {
         err.contains("cannot enter the working directory /no/such/dir: No such file or directory"),
         "{err}"
     );
+}
+
+#[test]
+fn a_process_that_moved_to_another_group_still_stops() {
+    let p = Project::new("run-setpgid");
+    let out = p.out();
+    // `mover` leaves its own process group for `holder`'s: a signal to its old group
+    // reaches nobody.
+    p.write(
+        "project/launch.yml",
+        &format!(
+            r#"processes:
+  holder:
+    command: "echo $$ > {out}/holder.pid; exec sleep 1000"
+  mover:
+    command: |
+      while [ ! -s {out}/holder.pid ]; do sleep 0.01; done
+      exec perl -e 'setpgrp(0, $ARGV[0]) or die "setpgrp: $!"; open(F, ">", $ARGV[1]); close F; sleep 1000' "$(cat {out}/holder.pid)" {out}/moved
+    stop_timeout: 1s
+"#
+        ),
+    );
+    let mut launch = start(&p);
+    wait_for_file_exists(&p.path("out/moved"));
+    assert_eq!(control(&p, &["stop", "mover"]).0, 0);
+    let stopped = wait_until(Duration::from_secs(5), || {
+        let (_, text) = control(&p, &["status"]);
+        text.lines()
+            .any(|l| l.starts_with("mover") && l.contains("stopped"))
+            .then_some(())
+    });
+    assert!(
+        stopped.is_some(),
+        "{}\n{}",
+        control(&p, &["status"]).1,
+        launch.stderr.text()
+    );
+    let (_, text) = control(&p, &["status"]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("holder") && l.contains("running")),
+        "{text}"
+    );
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn a_restart_ends_what_the_old_process_left_in_its_session_and_group() {
+    let p = Project::new("run-setsid");
+    let tag = support::unique_tag("setsid");
+    let probe = support::probe().display().to_string();
+    let out = p.out();
+    // One helper escapes into a session of its own, one stays in the process's group
+    // and ignores TERM; neither is a direct concern of launch once `app` is gone.
+    p.write(
+        "project/launch.yml",
+        &format!(
+            r#"processes:
+  app:
+    command: |
+      setsid {probe} tag={tag} sleep &
+      {probe} tag={tag} stubborn &
+      echo $$ >> {out}/app.pids
+      exec sleep 1000
+    stop_timeout: 1s
+"#
+        ),
+    );
+    let mut launch = start(&p);
+    let first = wait_until(Duration::from_secs(10), || {
+        let found = support::tagged(&tag);
+        (found.len() >= 2).then_some(found)
+    })
+    .expect("the helpers started");
+    assert_eq!(control(&p, &["restart", "app"]).0, 0);
+    wait_until(Duration::from_secs(10), || {
+        (fs::read_to_string(p.path("out/app.pids"))
+            .ok()?
+            .lines()
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .expect("app restarted");
+    let gone = wait_until(Duration::from_secs(5), || {
+        let now = support::tagged(&tag);
+        first.iter().all(|pid| !now.contains(pid)).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "the old helpers {first:?} survive the restart: {:?}\n{}",
+        support::tagged(&tag),
+        launch.stderr.text()
+    );
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn a_spec_without_processes_shuts_down_without_waiting() {
+    let p = Project::new("run-empty");
+    p.write(
+        "project/launch.yml",
+        "processes: {}\nshutdown: {grace: 5s}\n",
+    );
+    let started = Instant::now();
+    let mut launch = start(&p);
+    let status = launch.wait(Duration::from_secs(10));
+    let took = started.elapsed();
+    let log = launch.stderr.text();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(took < Duration::from_secs(2), "took {took:?}\n{log}");
+    assert!(!log.contains("did not die"), "{log}");
+    assert!(!log.contains("grace is over"), "{log}");
+}
+
+#[test]
+fn a_process_stopped_on_request_keeps_the_container_healthy() {
+    let p = Project::new("run-stop-healthy");
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        &format!("processes:\n  app:\n    command: \"touch {out}/app; exec sleep 1000\"\n  db:\n    command: \"exec sleep 1000\"\n"),
+    );
+    let mut launch = start(&p);
+    wait_for_file_exists(&p.path("out/app"));
+    stderr_has(&launch, "db started", Duration::from_secs(10));
+    assert_eq!(control(&p, &["health"]), (0, "healthy\n".to_string()));
+    assert_eq!(control(&p, &["stop", "app"]).0, 0);
+    wait_until(Duration::from_secs(10), || {
+        control(&p, &["status"]).1.contains("stopped").then_some(())
+    })
+    .expect("app stopped");
+    let (_, json) = control(&p, &["status", "--json"]);
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed[0]["name"], "app");
+    assert_eq!(parsed[0]["state"], "stopped", "{json}");
+    assert_eq!(control(&p, &["health"]), (0, "healthy\n".to_string()));
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn a_failed_start_is_never_reported_running() {
+    let p = Project::new("run-failed-start");
+    p.write(
+        "project/launch.yml",
+        "processes:\n  ghost: {command: [/no/such/program], max_restarts: 100}\n  app: {command: \"exec sleep 1000\"}\n",
+    );
+    let mut launch = start(&p);
+    stderr_has(&launch, "app started", Duration::from_secs(10));
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        let (code, json) = control(&p, &["status", "--json"]);
+        assert_eq!(code, 0, "{json}");
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let ghost = &parsed[0];
+        assert_eq!(ghost["name"], "ghost");
+        assert!(ghost["pid"].is_null(), "{json}");
+        assert_ne!(ghost["state"], "running", "{json}");
+        assert_ne!(ghost["state"], "starting", "{json}");
+    }
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
 }

@@ -10,7 +10,7 @@ use std::fs;
 
 use nix::unistd::{Pid, getpid};
 
-use super::signals::send;
+use super::signals::{send, send_everyone};
 
 /// Who launch answers for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,9 +31,9 @@ pub enum Scope {
 pub fn signal_all(scope: Scope, signo: i32) -> usize {
     match scope {
         Scope::Namespace => {
-            let hit = send(Pid::from_raw(-1), signo).is_ok();
+            let hit = send_everyone(signo).is_ok();
             if signo != libc::SIGKILL {
-                let _ = send(Pid::from_raw(-1), libc::SIGCONT);
+                let _ = send_everyone(libc::SIGCONT);
             }
             usize::from(hit)
         }

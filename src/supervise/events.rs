@@ -37,7 +37,8 @@ pub enum Wake {
     Signal(Received),
     /// The deadline passed.
     Deadline,
-    /// A watched descriptor is readable (or hung up); the token it was watched with.
+    /// A watched descriptor is readable (or writable, or hung up); the token it was
+    /// watched with.
     Readable(u64),
 }
 
@@ -80,6 +81,18 @@ impl EventLoop {
             .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
             .map_err(|errno| EventError::Epoll {
                 what: "watch a descriptor",
+                errno,
+            })
+    }
+
+    /// Watches `fd` for room to write under `token` (which must not be 0); it wakes the
+    /// loop as [`Wake::Readable`] with that token.
+    pub fn watch_writable(&self, fd: BorrowedFd<'_>, token: u64) -> Result<(), EventError> {
+        debug_assert_ne!(token, SIGNALS);
+        self.epoll
+            .add(fd, EpollEvent::new(EpollFlags::EPOLLOUT, token))
+            .map_err(|errno| EventError::Epoll {
+                what: "watch a descriptor for room",
                 errno,
             })
     }

@@ -3,12 +3,21 @@
 //! mid-line. Bytes are passed as they are (non-UTF-8 included); a line longer than
 //! [`MAX_LINE`] is cut into pieces rather than buffered without bound, and a last line
 //! without a newline is flushed (with one) when the pipe closes.
+//!
+//! A pipe is read for at most [`BUDGET`] bytes per turn of the loop: a process that
+//! writes as fast as it can must not keep launch from its other events, and the pipe,
+//! watched level-triggered, wakes the loop again at once for the rest. Lines go out
+//! through [`Outputs`], which never blocks (and drops lines for a stuck reader).
 
-use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+
+use super::output::{Outputs, Sink};
 
 /// The longest line held back while waiting for its newline.
 pub const MAX_LINE: usize = 64 * 1024;
+
+/// The most bytes read from one pipe in one turn of the loop.
+pub const BUDGET: usize = 64 * 1024;
 
 /// Which of launch's outputs a pipe's lines go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +35,8 @@ pub struct LogPipe {
     pub fd: OwnedFd,
     /// Where its lines go.
     pub stream: Stream,
+    /// The process's name, to count what is dropped of its output.
+    name: String,
     prefix: Vec<u8>,
     partial: Vec<u8>,
 }
@@ -36,64 +47,69 @@ impl LogPipe {
         LogPipe {
             fd,
             stream,
+            name: name.to_string(),
             prefix: format!("{name} | ").into_bytes(),
             partial: Vec::new(),
         }
     }
 
-    /// Reads what is there and writes out every whole line. Returns false at end of file
-    /// (every writer has closed the pipe), after flushing a last partial line.
-    pub fn pump(&mut self) -> bool {
+    /// Reads what is there, up to [`BUDGET`] bytes, and writes out every whole line.
+    /// Returns false at end of file (every writer has closed the pipe), after flushing a
+    /// last partial line.
+    pub fn pump(&mut self, out: &mut Outputs) -> bool {
+        let sink = match self.stream {
+            Stream::Stdout => &mut out.stdout,
+            Stream::Stderr => &mut out.stderr,
+        };
         let mut chunk = [0u8; 16 * 1024];
-        loop {
+        let mut read = 0;
+        while read < BUDGET {
             match nix::unistd::read(&self.fd, &mut chunk) {
                 Ok(0) => {
                     if !self.partial.is_empty() {
                         let rest = std::mem::take(&mut self.partial);
-                        self.emit(&rest);
+                        self.emit(sink, &rest);
                     }
                     return false;
                 }
-                Ok(n) => self.feed(&chunk[..n]),
+                Ok(n) => {
+                    read += n;
+                    self.feed(sink, &chunk[..n]);
+                }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(nix::errno::Errno::EAGAIN) => return true,
                 Err(_) => return false,
             }
         }
+        true
     }
 
-    fn feed(&mut self, mut bytes: &[u8]) {
+    fn feed(&mut self, sink: &mut Sink, mut bytes: &[u8]) {
         while let Some(newline) = bytes.iter().position(|&b| b == b'\n') {
             let (line, rest) = bytes.split_at(newline);
             if self.partial.is_empty() {
-                self.emit(line);
+                self.emit(sink, line);
             } else {
                 let mut whole = std::mem::take(&mut self.partial);
                 whole.extend_from_slice(line);
-                self.emit(&whole);
+                self.emit(sink, &whole);
             }
             bytes = &rest[1..];
         }
         self.partial.extend_from_slice(bytes);
         while self.partial.len() >= MAX_LINE {
             let piece: Vec<u8> = self.partial.drain(..MAX_LINE).collect();
-            self.emit(&piece);
+            self.emit(sink, &piece);
         }
     }
 
-    fn emit(&self, line: &[u8]) {
+    fn emit(&self, sink: &mut Sink, line: &[u8]) {
         let mut out = Vec::with_capacity(self.prefix.len() + line.len() + 1);
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(line);
         out.push(b'\n');
         // One write per line: whole lines, never interleaved with another process's.
-        let _ = match self.stream {
-            Stream::Stdout => io::stdout().lock().write_all(&out),
-            Stream::Stderr => io::stderr().lock().write_all(&out),
-        };
-        if self.stream == Stream::Stdout {
-            let _ = io::stdout().flush();
-        }
+        sink.write_line(&out, &self.name);
     }
 
     /// The raw descriptor, for the event loop.

@@ -13,7 +13,9 @@
 
 pub mod cleanup;
 pub mod events;
+pub mod leftover;
 pub mod logs;
+pub mod output;
 pub mod policy;
 pub mod ready;
 pub mod reap;
@@ -21,6 +23,7 @@ pub mod signals;
 pub mod spawn;
 mod worker;
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
@@ -36,7 +39,9 @@ use crate::spec::{self, Kind, Process, ReadyCheck, Restart};
 use crate::users::{Accounts, UserError};
 use cleanup::Scope;
 use events::{EventError, EventLoop, Wake};
+use leftover::{Leftovers, Member};
 use logs::{LogPipe, Stream};
+use output::Outputs;
 use policy::ExitHistory;
 use reap::Children;
 use signals::{Signals, send};
@@ -45,6 +50,9 @@ use spawn::{ChildSetup, Credentials, Extra};
 /// How long launch waits for SIGKILLed processes to be reaped before it gives up on
 /// them (only a process stuck in the kernel takes that long).
 const KILL_WAIT: Duration = Duration::from_secs(1);
+
+/// How long launch waits at its end for a slow reader to take its last lines.
+const FINAL_FLUSH: Duration = Duration::from_secs(1);
 
 /// The least time processes left behind get after the managed ones have stopped.
 const ORPHAN_GRACE_MIN: Duration = Duration::from_millis(500);
@@ -227,6 +235,9 @@ enum State {
     Failed(Exit),
     /// Stopped by launch (shutdown).
     Stopped,
+    /// Stopped on request (`launch stop`): deliberate, so not a sickness; stays stopped
+    /// until `launch start`.
+    Held,
 }
 
 /// What follows a requested stop.
@@ -234,6 +245,8 @@ enum State {
 enum Then {
     /// Stay stopped.
     Rest,
+    /// Stay stopped, as asked for (`launch stop`).
+    Hold,
     /// Start again (reconfigured).
     Restart,
     /// Forget the process (removed from the spec).
@@ -264,6 +277,8 @@ struct Managed {
     ready: bool,
     readiness: Option<Readiness>,
     last_exit: Option<Exit>,
+    /// Its descendants when it was asked to stop, ended with it (see [`leftover`]).
+    snapshot: Vec<Member>,
 }
 
 impl Managed {
@@ -276,12 +291,16 @@ impl Managed {
             State::Stopping { .. } => "stopping",
             State::Exited(_) => "exited",
             State::Failed(_) => "failed",
-            State::Stopped => "stopped",
+            State::Stopped | State::Held => "stopped",
         }
     }
 
-    /// For `launch health`: a service runs and is ready; a oneshot finished (or may fail).
+    /// For `launch health`: a service runs and is ready; a oneshot finished (or may fail);
+    /// either was stopped on request.
     fn healthy(&self) -> bool {
+        if self.state == State::Held {
+            return true;
+        }
         match self.spec.kind {
             Kind::Service => matches!(self.state, State::Running { .. }) && self.ready,
             Kind::Oneshot => self.satisfies() || matches!(self.state, State::Running { .. }),
@@ -300,14 +319,18 @@ impl Managed {
             ready: false,
             readiness: None,
             last_exit: None,
+            snapshot: Vec::new(),
         }
     }
 
+    /// Its pid while it runs. Never 0 or 1: signalled as a group those would be launch's
+    /// own group or every process there is.
     fn pid(&self) -> Option<Pid> {
         match self.state {
             State::Running { pid } | State::Stopping { pid, .. } => Some(pid),
             _ => None,
         }
+        .filter(|pid| pid.as_raw() > 1)
     }
 
     /// Dependents may start: it runs and is ready, or it is a oneshot that finished
@@ -362,6 +385,15 @@ struct Supervisor {
     control: Option<(u64, control::Server)>,
     /// The configuration worker (`launch run`).
     configuring: worker::Configuring,
+    /// What stopped processes left behind, each to be killed at its time.
+    leftovers: Vec<Leftovers>,
+    /// launch's stdout and stderr, never blocking (a cell: the log is written from
+    /// `&self`).
+    out: RefCell<Outputs>,
+    /// The tokens of stdout and stderr, while watched for room (a reader was slow).
+    out_watched: [Option<u64>; 2],
+    /// Whether the pipes that go to stdout, stderr are left unread for a slow reader.
+    out_paused: [bool; 2],
 }
 
 impl Supervisor {
@@ -394,6 +426,10 @@ impl Supervisor {
             log_json: false,
             control: None,
             configuring: worker::Configuring::default(),
+            leftovers: Vec::new(),
+            out: RefCell::new(Outputs::open()),
+            out_watched: [None, None],
+            out_paused: [false, false],
         })
     }
 
@@ -403,9 +439,76 @@ impl Supervisor {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
             let line = serde_json::json!({"time": time, "source": "launch", "message": message});
-            eprintln!("{line}");
+            self.write_log(format!("{line}\n"));
         } else {
-            eprintln!("launch: {message}");
+            self.write_log(format!("launch: {message}\n"));
+        }
+    }
+
+    fn write_log(&self, line: String) {
+        // Never while `out` is borrowed: only the loop's own steps log, one at a time.
+        if let Ok(mut out) = self.out.try_borrow_mut() {
+            out.stderr.write_line(line.as_bytes(), "launch");
+        }
+    }
+
+    /// After each turn of the loop: finishes lines a reader took in part, says what was
+    /// dropped once a reader reads again, watches an output for room only while launch
+    /// waits for its reader, and reads the pipes that go to it only while it accepts.
+    fn sync_output(&mut self) {
+        let now = Instant::now();
+        let mut said = Vec::new();
+        for k in 0..2 {
+            let mut out = self.out.borrow_mut();
+            let sink = if k == 0 {
+                &mut out.stdout
+            } else {
+                &mut out.stderr
+            };
+            sink.flush();
+            said.extend(sink.drained());
+            let paused = !sink.accepting(now);
+            match (sink.pending(), self.out_watched[k], sink.watchable()) {
+                (true, None, Some(fd)) => {
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    if self.events.watch_writable(fd, token).is_ok() {
+                        self.out_watched[k] = Some(token);
+                    }
+                }
+                (false, Some(_), Some(fd)) => {
+                    let _ = self.events.unwatch(fd);
+                    self.out_watched[k] = None;
+                }
+                _ => {}
+            }
+            drop(out);
+            if paused != self.out_paused[k] {
+                self.out_paused[k] = paused;
+                self.pause_logs(k, paused);
+            }
+        }
+        for (source, lines) in said {
+            self.log(format!(
+                "dropped {lines} lines of {source}'s output: the reader of launch's output was not reading"
+            ));
+        }
+    }
+
+    /// Stops (or starts again) reading the log pipes that go to output `k` (0 stdout,
+    /// 1 stderr): a process whose pipe is full waits, as it would for a slow reader
+    /// without launch.
+    fn pause_logs(&self, k: usize, paused: bool) {
+        for (&token, watch) in &self.watches {
+            if let Watch::Log(pipe) = watch
+                && stream_index(pipe.stream) == k
+            {
+                let _ = if paused {
+                    self.events.unwatch(pipe.fd.as_fd())
+                } else {
+                    self.events.watch(pipe.fd.as_fd(), token)
+                };
+            }
         }
     }
 
@@ -418,8 +521,19 @@ impl Supervisor {
     fn run(&mut self) -> i32 {
         let mut wakes = Vec::new();
         loop {
-            self.advance();
+            // A phase that changes may have more to do at once (a shutdown with nothing
+            // running is over at once): go on until it settles.
+            loop {
+                let before = self.phase;
+                self.advance();
+                if self.phase == before {
+                    break;
+                }
+            }
             if let Some(code) = self.finished() {
+                // The last lines (the shutdown's own) still reach a reader that is slow,
+                // within a bound: launch does not wait on a stuck one.
+                self.out.borrow_mut().finish(Instant::now() + FINAL_FLUSH);
                 return code;
             }
             wakes.clear();
@@ -439,6 +553,7 @@ impl Supervisor {
                 }
             }
             self.on_time(Instant::now());
+            self.sync_output();
         }
     }
 
@@ -483,7 +598,16 @@ impl Supervisor {
             };
             state.into_iter().chain(ready)
         });
-        phase.chain(procs).min()
+        let leftovers = self.leftovers.iter().map(|l| l.kill_at);
+        // A slow reader becomes a stuck one: then its pipes are read (and dropped) again.
+        let out = self.out.borrow();
+        let stuck = [out.stdout.stuck_at(), out.stderr.stuck_at()];
+        phase
+            .into_iter()
+            .chain(procs)
+            .chain(leftovers)
+            .chain(stuck.into_iter().flatten())
+            .min()
     }
 
     // ---- processes ----
@@ -631,6 +755,9 @@ impl Supervisor {
                         }
                     }
                     None => {
+                        // Nothing may ever have run, and so no SIGCHLD have told whether
+                        // any child is left: ask.
+                        self.reap();
                         // The managed processes are gone: now whatever they left behind.
                         if self.children == Children::Remain {
                             cleanup::signal_all(self.scope, libc::SIGTERM);
@@ -733,9 +860,7 @@ impl Supervisor {
         p.started = Some(now);
         p.ready = false;
         p.readiness = None;
-        p.state = State::Running {
-            pid: Pid::from_raw(0),
-        };
+        // Its state stays what it was (waiting): `ended` decides what follows.
         self.ended(i, Exit::Code(code));
     }
 
@@ -743,6 +868,8 @@ impl Supervisor {
         let token = self.next_token;
         self.next_token += 1;
         let registered = match &watch {
+            // Read once its output takes lines again (see `pause_logs`).
+            Watch::Log(pipe) if self.out_paused[stream_index(pipe.stream)] => Ok(()),
             Watch::Log(pipe) => self.events.watch(pipe.fd.as_fd(), token),
             Watch::Notify { fd, .. } => self.events.watch(fd.as_fd(), token),
         };
@@ -781,7 +908,7 @@ impl Supervisor {
             return;
         };
         let (open, ready_process) = match watch {
-            Watch::Log(pipe) => (pipe.pump(), None),
+            Watch::Log(pipe) => (pipe.pump(&mut self.out.borrow_mut()), None),
             Watch::Notify { process, fd } => {
                 let mut buf = [0u8; 512];
                 match nix::unistd::read(&*fd, &mut buf) {
@@ -852,10 +979,12 @@ impl Supervisor {
             p.readiness = None;
             p.last_exit = Some(exit);
         }
-        if let State::Stopping { then, .. } = state {
+        if let State::Stopping { pid, then, .. } = state {
             self.log_verbose(format!("{name} stopped: {exit}"));
+            self.sweep(i, pid, now);
             match then {
                 Then::Rest => self.procs[i].state = State::Stopped,
+                Then::Hold => self.procs[i].state = State::Held,
                 Then::Restart => {
                     self.procs[i].state = State::Waiting;
                     self.procs[i].attempt = 0;
@@ -933,9 +1062,11 @@ impl Supervisor {
         let p = &mut self.procs[i];
         match p.state {
             State::Running { pid } => {
-                let group = Pid::from_raw(-pid.as_raw());
-                let _ = send(group, p.spec.stop_signal);
-                let _ = send(group, libc::SIGCONT);
+                // Taken before the signal: once it is gone, the parent links that lead
+                // to its helpers are gone too.
+                p.snapshot = leftover::snapshot(pid);
+                signal_process(pid, p.spec.stop_signal);
+                signal_process(pid, libc::SIGCONT);
                 p.state = State::Stopping {
                     pid,
                     kill_at: Instant::now() + p.spec.stop_timeout,
@@ -951,10 +1082,30 @@ impl Supervisor {
             State::Stopping { pid, kill_at, .. } => {
                 p.state = State::Stopping { pid, kill_at, then }
             }
-            _ => {
-                p.state = State::Stopped;
-            }
+            _ if then == Then::Hold => p.state = State::Held,
+            _ => p.state = State::Stopped,
         }
+    }
+
+    /// Process `i` (which was `pid`) has ended after a stop: what it left gets SIGTERM
+    /// now and SIGKILL after its stop timeout.
+    fn sweep(&mut self, i: usize, pid: Pid, now: Instant) {
+        let snapshot = std::mem::take(&mut self.procs[i].snapshot);
+        let kill_at = now + self.procs[i].spec.stop_timeout;
+        let spare = self.managed_pids();
+        if let Some(left) = Leftovers::term(pid, snapshot, &spare, kill_at) {
+            let message = format!(
+                "{}: SIGTERM to what it left behind (pid {pid}'s group, session or children)",
+                self.procs[i].spec.name
+            );
+            self.log_verbose(message);
+            self.leftovers.push(left);
+        }
+    }
+
+    /// The pids of the processes launch manages now.
+    fn managed_pids(&self) -> Vec<Pid> {
+        self.procs.iter().filter_map(Managed::pid).collect()
     }
 
     fn begin_shutdown(&mut self, code: i32, why: &str) {
@@ -980,7 +1131,7 @@ impl Supervisor {
     fn kill_everything(&mut self, code: i32) {
         for p in &self.procs {
             if let Some(pid) = p.pid() {
-                let _ = send(Pid::from_raw(-pid.as_raw()), libc::SIGKILL);
+                signal_process(pid, libc::SIGKILL);
             }
         }
         cleanup::signal_all(self.scope, libc::SIGKILL);
@@ -992,6 +1143,16 @@ impl Supervisor {
 
     fn on_time(&mut self, now: Instant) {
         self.worker_on_time(now);
+        if self.leftovers.iter().any(|l| now >= l.kill_at) {
+            let spare = self.managed_pids();
+            let (due, later) = std::mem::take(&mut self.leftovers)
+                .into_iter()
+                .partition(|l| now >= l.kill_at);
+            self.leftovers = later;
+            for left in due {
+                left.kill(&spare);
+            }
+        }
         match self.phase {
             Phase::Stopping { grace_until, code }
             | Phase::Draining {
@@ -1015,7 +1176,8 @@ impl Supervisor {
                         crate::duration::format(self.procs[i].spec.stop_timeout)
                     );
                     self.log(message);
-                    let _ = send(Pid::from_raw(-pid.as_raw()), libc::SIGKILL);
+                    signal_process(pid, libc::SIGKILL);
+                    leftover::kill(&self.procs[i].snapshot);
                     self.procs[i].state = State::Stopping {
                         pid,
                         kill_at: now + KILL_WAIT,
@@ -1043,7 +1205,7 @@ impl Supervisor {
             );
             self.log(message);
             self.procs[i].readiness = None;
-            let _ = send(Pid::from_raw(-pid.as_raw()), libc::SIGKILL);
+            signal_process(pid, libc::SIGKILL);
             return;
         }
         if r.check_pid.is_some() || now < r.next_try {
@@ -1186,7 +1348,7 @@ impl Supervisor {
             Request::Stop(name) => {
                 let i = find(&self.procs, &name).unwrap_or(0);
                 self.log(format!("{name}: stop asked for"));
-                self.stop(i, Then::Rest);
+                self.stop(i, Then::Hold);
                 (format!("stopping {name}\n"), 0)
             }
             Request::Start(name) => {
@@ -1249,6 +1411,24 @@ fn run_as(spec: &Process, extra: &mut Extra) -> Result<(), UserError> {
             .collect(),
     });
     Ok(())
+}
+
+/// Sends `signo` to process `pid` and its group. Sent to the group alone, it would miss a
+/// process that moved to another group (setpgid, setsid); sent to both, a process
+/// still in its own group would get it twice.
+fn signal_process(pid: Pid, signo: i32) {
+    let _ = send(Pid::from_raw(-pid.as_raw()), signo);
+    if nix::unistd::getpgid(Some(pid)).is_ok_and(|group| group != pid) {
+        let _ = send(pid, signo);
+    }
+}
+
+/// The index of a stream in the supervisor's per-output arrays.
+fn stream_index(stream: Stream) -> usize {
+    match stream {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    }
 }
 
 /// A close-on-exec pipe whose read end does not block.

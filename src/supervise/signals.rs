@@ -22,6 +22,9 @@ pub enum SignalError {
     /// signalfd could not be created or read.
     #[error("cannot read signals from a signalfd: {0}")]
     Fd(Errno),
+    /// SIGCHLD could not be set back to its default disposition.
+    #[error("cannot reset SIGCHLD to its default disposition: {0}")]
+    Disposition(Errno),
 }
 
 /// Signals raised by a fault in launch itself: they must stay deliverable, or a bug
@@ -69,10 +72,24 @@ pub fn name(signo: i32) -> String {
 /// Sends signal number `signo` to `pid` (a negative pid is a process group).
 ///
 /// Raw numbers rather than nix's `Signal`, because real-time signals are forwarded too
-/// and `Signal` cannot name them.
+/// and `Signal` cannot name them. A pid of 0 or 1 either way is refused (EINVAL): as a
+/// process or a group those are launch itself, launch's own group, or (-1) every
+/// process there is, and never what a process table entry means. Only
+/// [`send_everyone`] signals everyone, on purpose.
 pub fn send(pid: Pid, signo: i32) -> Result<(), Errno> {
+    if pid.as_raw().unsigned_abs() <= 1 {
+        return Err(Errno::EINVAL);
+    }
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     let rc = unsafe { libc::kill(pid.as_raw(), signo) };
+    Errno::result(rc).map(drop)
+}
+
+/// Sends `signo` to every process launch may signal but itself (`kill(-1)`): only for
+/// launch as PID 1, where that is its own namespace.
+pub fn send_everyone(signo: i32) -> Result<(), Errno> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(-1, signo) };
     Errno::result(rc).map(drop)
 }
 
@@ -80,8 +97,11 @@ pub fn send(pid: Pid, signo: i32) -> Result<(), Errno> {
 #[derive(Debug, Clone)]
 pub struct Inherited {
     /// The mask launch was started with. Dispositions need nothing: launch installs
-    /// no handler and changes no disposition (its own C `main` keeps std from ignoring
-    /// SIGPIPE), so what it was given passes through exec as it is.
+    /// no handler and changes no disposition but SIGCHLD's (its own C `main` keeps std
+    /// from ignoring SIGPIPE), so what it was given passes through exec as it is.
+    /// SIGCHLD is the exception: an inherited "ignore" is reset to the default for
+    /// launch and so for its children too, which would be as broken by it (no
+    /// `wait` of theirs would ever see a child end).
     pub mask: SigSet,
 }
 
@@ -104,7 +124,10 @@ pub struct Received {
 
 impl Signals {
     /// Blocks the signals and opens the signalfd (close-on-exec, non-blocking).
+    ///
+    /// Must run before launch starts any child: it also resets SIGCHLD to its default.
     pub fn install() -> Result<Signals, SignalError> {
+        reset_sigchld()?;
         let set = blocked_set();
         let mut mask = SigSet::empty();
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut mask))
@@ -134,6 +157,21 @@ impl Signals {
             Err(e) => Err(SignalError::Fd(e)),
         }
     }
+}
+
+/// Sets SIGCHLD back to its default disposition. A parent may have left it ignored
+/// (POSIX keeps SIG_IGN across exec); then the kernel reaps launch's children itself
+/// and sends nothing, so launch would never learn that its command ended.
+fn reset_sigchld() -> Result<(), SignalError> {
+    // SAFETY: an empty sigaction struct with SIG_DFL as handler; sigaction only reads it.
+    let rc = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut())
+    };
+    Errno::result(rc)
+        .map(drop)
+        .map_err(SignalError::Disposition)
 }
 
 impl AsFd for Signals {
@@ -171,5 +209,14 @@ mod tests {
         assert!(!is_forwarded(libc::SIGTTOU));
         assert_eq!(name(libc::SIGHUP), "SIGHUP");
         assert_eq!(name(libc::SIGRTMIN() + 3), "SIGRTMIN+3");
+    }
+
+    #[test]
+    fn no_pid_of_zero_or_one_is_ever_signalled() {
+        // Signal 0 only asks whether the target exists: all of these do.
+        for pid in [0, 1, -1] {
+            assert_eq!(send(Pid::from_raw(pid), 0), Err(Errno::EINVAL), "pid {pid}");
+        }
+        assert_eq!(send(nix::unistd::getpid(), 0), Ok(()));
     }
 }
