@@ -281,3 +281,108 @@ fn bad_input_is_refused_at_its_line_and_a_fifo_is_not_read() {
     assert_eq!(code, 65, "{stderr}");
     assert!(stderr.contains("not a regular file"), "{stderr}");
 }
+
+/// The argv and cwd of every process below `pid` whose command line holds `tag`.
+fn tagged_below(pid: i32, tag: &str) -> Vec<(Vec<String>, PathBuf)> {
+    let mut found: Vec<(Vec<String>, PathBuf)> = support::descendants(pid)
+        .into_iter()
+        .filter_map(|p| {
+            let cmdline = fs::read(format!("/proc/{p}/cmdline")).ok()?;
+            let argv: Vec<String> = cmdline
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let cwd = fs::read_link(format!("/proc/{p}/cwd")).ok()?;
+            argv.iter().any(|a| a == tag).then_some((argv, cwd))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn supervisord_and_the_imported_launch_yml_start_the_same_processes() {
+    if Command::new("supervisord")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: supervisord is not installed (Debian package `supervisor`)");
+        return;
+    }
+    let dir = scratch("import-same-argv");
+    let tag = format!("same-argv-{}", std::process::id() % 10_000 + 1_000_000);
+    let conf = format!(
+        "[supervisord]\nnodaemon=true\nlogfile={dir}/supervisord.log\npidfile={dir}/supervisord.pid\n\n\
+         [program:one]\ncommand=/bin/sh -c 'while :; do sleep 1; done' {tag} one 'two words' %(program_name)s\n\
+         directory=/tmp\n\n\
+         [program:two]\ncommand=/bin/sh -c \"while :; do sleep 1; done\" {tag} \"it's\" a\\ b \"{{{{ x }}}}\"\n\
+         directory=/\n\n\
+         [program:three]\ncommand=/bin/sh -c 'while :; do sleep 1; done' {tag} 100%% %(process_num)02d\n\
+         directory=/tmp\n",
+        dir = dir.display()
+    );
+    let file = dir.join("supervisord.conf");
+    fs::write(&file, &conf).unwrap();
+
+    let mut supervisord = Command::new("supervisord")
+        .args(["-n", "-c"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = supervisord.id() as i32;
+    let under_supervisord = support::wait_until(Duration::from_secs(20), || {
+        let found = tagged_below(pid, &tag);
+        (found.len() == 3).then_some(found)
+    });
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = supervisord.wait();
+    let under_supervisord = under_supervisord.expect("supervisord started its three programs");
+    let words: Vec<&str> = under_supervisord
+        .iter()
+        .flat_map(|(argv, _)| argv.iter().map(String::as_str))
+        .collect();
+    for word in ["two words", "one", "it's", "a b", "{{ x }}", "100%", "00"] {
+        assert!(
+            words.contains(&word),
+            "{word:?} not in {under_supervisord:?}"
+        );
+    }
+
+    import_and_check(&dir, &file.display().to_string());
+    fs::create_dir_all(dir.join("data")).unwrap();
+    let project = dir.join("project").display().to_string();
+    let data = dir.join("data").display().to_string();
+    let control = dir.join("control.sock").display().to_string();
+    let mut cmd = support::command(
+        Mode::Pid1,
+        &[
+            "run",
+            "--project",
+            &project,
+            "--data",
+            &data,
+            "--control",
+            &control,
+        ],
+    );
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut launched = Launched::spawn(Mode::Pid1, cmd);
+    let under_launch = support::wait_until(Duration::from_secs(20), || {
+        let found = tagged_below(launched.pid, &tag);
+        (found.len() == 3).then_some(found)
+    });
+    launched.signal(libc::SIGTERM);
+    launched.wait(Duration::from_secs(20));
+    let under_launch = under_launch.expect("launch started the three processes");
+    assert_eq!(under_launch, under_supervisord);
+}
