@@ -3,7 +3,7 @@
 use super::ini::{self, Entry, Section};
 use super::supervisord::signal;
 use super::words::{env_ref, split};
-use super::{Command, Imported, LineError, Program, chain_priorities};
+use super::{Command, Imported, LineError, Program, chain_priorities, check_name};
 
 /// Reads a circus configuration.
 pub fn read(text: &str) -> Result<Imported, LineError> {
@@ -66,6 +66,7 @@ fn glob(pattern: &str, name: &str) -> bool {
 }
 
 fn watcher(name: &str, s: &Section, imported: &mut Imported) -> Result<Program, LineError> {
+    check_name("watcher", name, s.line)?;
     let Some(cmd) = s.get("cmd") else {
         return Err(LineError {
             line: s.line,

@@ -314,6 +314,19 @@ fn read(file: &Path) -> Result<String, ImportError> {
         .map_err(|_| ImportError::NotConfig(file.into(), "not UTF-8 text".into()))
 }
 
+/// A program's name as launch.yml takes it: not empty, no whitespace, no `/`.
+pub fn check_name(kind: &str, name: &str, line: usize) -> Result<(), LineError> {
+    if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(LineError {
+            line,
+            what: format!(
+                "[{kind}:{name}]: launch.yml needs a process name without spaces or /; rename the section"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Orders programs by the source's priorities as a chain of `depends_on` when every
 /// program has its own priority; otherwise says why not. `higher_first` is circus's
 /// order (supervisord starts the lowest first).

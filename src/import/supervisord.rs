@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::ini::{self, Entry, Section};
 use super::words::{env_ref, split};
-use super::{Command, Imported, LineError, Program, chain_priorities};
+use super::{Command, Imported, LineError, Program, chain_priorities, check_name};
 
 /// supervisord's priority when a program gives none.
 const DEFAULT_PRIORITY: i64 = 999;
@@ -26,7 +26,9 @@ pub fn read(text: &str, dir: &Path) -> Result<Imported, LineError> {
                     let value = expand(&e.value, "supervisord", dir, &mut imported, e);
                     global_env = environment(&value, e.line)?;
                 }
-                imported.note(s.line, "[supervisord]: supervisord's own settings; launch needs none (it is PID 1 and logs to stderr); its environment= is given to every process");
+                if s.entries.iter().any(|e| e.key != "environment") {
+                    imported.note(s.line, "[supervisord]: supervisord's own settings; launch needs none (it is PID 1 and logs to stderr); its environment= is given to every process");
+                }
             }
             "supervisorctl" | "unix_http_server" | "inet_http_server" | "rpcinterface" => {
                 imported.note(s.line, format!("[{}]: supervisorctl's plumbing; `launch status`, `launch restart NAME` use launch's root-only socket", s.name));
@@ -67,6 +69,7 @@ fn program(
     dir: &Path,
     imported: &mut Imported,
 ) -> Result<Program, LineError> {
+    check_name("program", name, s.line)?;
     let Some(command) = s.get("command") else {
         return Err(LineError {
             line: s.line,
@@ -204,6 +207,8 @@ pub fn environment(value: &str, line: usize) -> Result<Vec<(String, String)>, Li
         if key.is_empty() {
             return Err(bad("a pair without a name"));
         }
+        // supervisord keeps the last of a repeated name; launch.yml refuses repeats.
+        pairs.retain(|(k, _): &(String, String)| *k != key);
         pairs.push((key, val));
         rest = tail.trim_start().trim_start_matches(',').trim_start();
     }

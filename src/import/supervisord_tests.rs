@@ -74,6 +74,11 @@ fn notes_what_does_not() {
 
 #[test]
 fn environment_expansions_become_references_and_notes() {
+    let (p, _) = one("[program:a]\ncommand=a\nenvironment=A=1,B=2,A=3\n");
+    assert_eq!(
+        p.env,
+        [("B".to_string(), "2".to_string()), ("A".into(), "3".into())]
+    );
     let (p, notes) = one("[program:a]\ncommand=a --home %(ENV_HOME)s %(process_num)02d 100%%\n");
     let home = crate::import::words::env_ref("HOME").unwrap();
     assert_eq!(
@@ -137,6 +142,7 @@ fn global_environment_and_other_sections() {
 fn errors_name_the_line() {
     let cases = [
         ("[program:a]\nuser=x\n", 1, "no command="),
+        ("[program:a b]\ncommand=a\n", 1, "without spaces"),
         ("[program:a]\ncommand=a 'b\n", 2, "never closes"),
         (
             "[program:a]\ncommand=a\nenvironment=A=\"1\n",
