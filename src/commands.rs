@@ -57,6 +57,13 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
         return report_errors(&errors, "check");
     }
     let mut out = std::io::stdout().lock();
+    if let Some(data) = crate::layout::found_beside(&options.layout) {
+        let _ = writeln!(
+            out,
+            "volume: {} (found beside the project; --data DIR to use another)",
+            data.display()
+        );
+    }
     if show_pillar {
         let _ = writeln!(
             out,

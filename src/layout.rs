@@ -3,7 +3,8 @@
 //!
 //! Root: `--root`, else `$LAUNCH_ROOT`, else the only directory under `/srv/projects`.
 //! `--project` and `--data` (or `$LAUNCH_PROJECT`, `$LAUNCH_DATA`) override the two
-//! halves, for a checkout on a host.
+//! halves, for a checkout on a host; `--project DIR` alone takes `DIR_data` beside it
+//! as the volume when it exists.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -49,11 +50,12 @@ pub struct LayoutArgs {
 /// The resolved layout. All paths are absolute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
-    /// The project's name (the root's directory name, or the project's parent's).
+    /// The project's name: the root's directory name, or with `--project` and no
+    /// `--root`, the project directory's own.
     pub name: String,
     /// `<root>/project`: launch.yml, pillar.yml, templates/, seed/.
     pub project: PathBuf,
-    /// `<root>/pillar`: image-level overrides.
+    /// `<root>/pillar`: image-level overrides; empty when there is no root.
     pub pillar: PathBuf,
     /// `<root>/data`: the volume.
     pub data: PathBuf,
@@ -61,13 +63,19 @@ pub struct Layout {
 
 impl Layout {
     /// Resolves the layout; the project must hold `launch.yml`.
+    ///
+    /// Without `--root`, a host checkout is named after its own directory and has no
+    /// image-level `pillar/`: a workspace holds many checkouts, and the `pillar/` that
+    /// sits beside one of them is no image's (it may be another project's).
     pub fn resolve(args: &LayoutArgs) -> Result<Layout, LayoutError> {
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let beside = found_beside(args);
         let root = match (&args.root, &args.project, &args.data) {
-            (Some(root), _, _) => Some(root.clone()),
+            (Some(root), _, _) => Some(absolute(root)),
             (None, Some(_), Some(_)) => None,
+            (None, Some(_), None) if beside.is_some() => None,
             (None, _, _) => Some(only_project()?),
         };
-        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let project = args
             .project
             .clone()
@@ -77,16 +85,15 @@ impl Layout {
         let data = args
             .data
             .clone()
+            .or(beside)
             .or_else(|| root.as_ref().map(|r| r.join("data")))
             .map(|p| absolute(&p))
             .ok_or(LayoutError::NoProject)?;
-        let base = root.map(|r| absolute(&r)).unwrap_or_else(|| {
-            project
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| project.clone())
-        });
-        let name = base
+        let named = match (&args.root, &args.project, &root) {
+            (None, Some(_), _) | (_, _, None) => &project,
+            (_, _, Some(root)) => root,
+        };
+        let name = named
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "project".into());
@@ -96,7 +103,8 @@ impl Layout {
         }
         Ok(Layout {
             name,
-            pillar: base.join("pillar"),
+            // An empty path names no directory: no image-level layer.
+            pillar: root.map(|r| r.join("pillar")).unwrap_or_default(),
             project,
             data,
         })
@@ -117,10 +125,45 @@ impl Layout {
         self.data.join("configuration").join("pillar.yml")
     }
 
+    /// A warning when the volume holds a makina-states `configuration/pillar.sls`,
+    /// which launch does not read: the operator would otherwise believe it applied.
+    /// Only its name is looked at (never followed nor read).
+    pub fn salt_pillar_warning(&self) -> Option<String> {
+        let sls = self.data.join("configuration").join("pillar.sls");
+        fs::symlink_metadata(&sls).ok()?;
+        Some(format!(
+            "warning: {} is ignored; rename it pillar.yml (or merge it into {}): \
+             salt's YAML pillars are YAML; Jinja in it is not supported",
+            sls.display(),
+            self.operator_file().display()
+        ))
+    }
+
     /// `project/templates`.
     pub fn templates_dir(&self) -> PathBuf {
         self.project.join("templates")
     }
+}
+
+/// The volume `--project DIR` alone resolves to when `DIR_data` is beside it, for
+/// `launch check` to say where the volume came from.
+pub fn found_beside(args: &LayoutArgs) -> Option<PathBuf> {
+    match (&args.root, &args.project, &args.data) {
+        (None, Some(project), None) => {
+            data_beside(&std::path::absolute(project).unwrap_or_else(|_| project.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// The seeds' host layout: `${WORKSPACE}/NAME` is the checkout and
+/// `${WORKSPACE}/NAME_data` its volume. `Some` when that directory exists.
+pub fn data_beside(project: &Path) -> Option<PathBuf> {
+    let name = project.file_name()?;
+    let mut data = name.to_os_string();
+    data.push("_data");
+    let data = project.with_file_name(data);
+    data.is_dir().then_some(data)
 }
 
 fn only_project() -> Result<PathBuf, LayoutError> {

@@ -32,6 +32,7 @@ pub mod diff;
 pub mod duration;
 pub mod exit;
 pub mod hints;
+pub mod import;
 pub mod layout;
 pub mod operator_file;
 pub mod pillar;

@@ -29,6 +29,7 @@ A project (under /srv/projects/NAME, see docs/):
   launch check --show-pillar          ... and every value with the layer it came from
   launch reconfigure --set app.port=9090   render and write the config files, then exit
   launch init ./myapp                 a new project: Dockerfile, stack file, project/
+  launch import circus.ini --out project   a launch.yml from circus, supervisord, a Procfile
 
 Examples:
   launch -- nginx -g 'daemon off;'     run nginx as PID 1's only child
@@ -169,6 +170,16 @@ enum Action {
         /// The project's name (image name, /srv/projects/NAME); default: DIR's name.
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Write a launch.yml equivalent to a circus.ini, a supervisord.conf (or any
+    /// file of [program:x] sections) or a Procfile; list what could not be carried
+    /// over, as comments at its top and on stderr.
+    Import {
+        /// The configuration to read.
+        file: std::path::PathBuf,
+        /// Write DIR/launch.yml (never overwriting) instead of printing it.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
     },
     /// Only the SSH step: install the volume's ssh/*.pub as the ssh user's
     /// authorized_keys (and, with sshd, its host keys and config), then exit.
@@ -320,6 +331,9 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
         }
         Some(Action::Sshconfig { config }) => return commands::sshconfig(&config.options()),
         Some(Action::Init { dir, name }) => return commands::init(&dir, name.as_deref()),
+        Some(Action::Import { file, out }) => {
+            return launch::import::command(&file, out.as_deref());
+        }
         Some(Action::Run {
             config,
             verbose,

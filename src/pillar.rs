@@ -126,6 +126,9 @@ impl Pillar {
     ) -> Result<Pillar, Vec<PillarError>> {
         let mut files = vec![layout.defaults_file()];
         files.extend(override_files(layout));
+        if let Some(warning) = layout.salt_pillar_warning() {
+            eprintln!("launch: {warning}");
+        }
         let mut pillar = Pillar::new(track_origins);
         let mut errors = Vec::new();
         for file in &files {
