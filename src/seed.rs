@@ -117,18 +117,30 @@ pub fn prepare_data_dir(volume: &Path, owner: Option<(u32, u32)>) -> Result<(), 
     let volume_dir = Dir::open_root(volume, true)
         .map_err(|e| access_error(e, &dir))?
         .ok_or_else(|| io_error(io::ErrorKind::NotFound.into()))?;
-    let held = volume_dir
-        .open_dir(Path::new("data"), Some(Attributes::owned(0o750, owner)))
-        .map_err(|e| access_error(e, &dir))?
-        .ok_or_else(|| io_error(io::ErrorKind::NotFound.into()))?;
-    if owner.is_some() {
-        held.set_attributes(Attributes::owned(0o750, owner))
-            .map_err(|e| access_error(e, &dir))?;
+    // Made when missing; only a spec that names data's owner insists on it being a
+    // directory (check_volume said so before anything was written): without one,
+    // whatever the operator keeps there is theirs and left alone.
+    let exists = |name: &str| {
+        volume_dir
+            .lstat_name(std::ffi::OsStr::new(name))
+            .map_err(|e| access_error(e, &volume.join(name)))
+    };
+    if owner.is_some() || exists("data")?.is_none() {
+        let held = volume_dir
+            .open_dir(Path::new("data"), Some(Attributes::owned(0o750, owner)))
+            .map_err(|e| access_error(e, &dir))?
+            .ok_or_else(|| io_error(io::ErrorKind::NotFound.into()))?;
+        if owner.is_some() {
+            held.set_attributes(Attributes::owned(0o750, owner))
+                .map_err(|e| access_error(e, &dir))?;
+        }
     }
-    let root = nix::unistd::geteuid().is_root().then_some((0, 0));
-    volume_dir
-        .open_dir(Path::new("ssh"), Some(Attributes::owned(0o700, root)))
-        .map_err(|e| access_error(e, &volume.join("ssh")))?;
+    if exists("ssh")?.is_none() {
+        let root = nix::unistd::geteuid().is_root().then_some((0, 0));
+        volume_dir
+            .open_dir(Path::new("ssh"), Some(Attributes::owned(0o700, root)))
+            .map_err(|e| access_error(e, &volume.join("ssh")))?;
+    }
     Ok(())
 }
 
