@@ -11,12 +11,12 @@ use std::time::Duration;
 use clap::Parser;
 use clap::error::ErrorKind;
 
-use launch::commands;
-use launch::configure_worker::{self, Limits};
+use launch::cli::commands;
+use launch::config::configure_worker::{self, Limits};
+use launch::config::layout::LayoutArgs;
+use launch::config::reconfigure::Options;
 use launch::control::{self, Request};
 use launch::exit::{Remap, code};
-use launch::layout::LayoutArgs;
-use launch::reconfigure::Options;
 use launch::supervise::{self, PlainInit, RunOptions};
 
 const EXAMPLES: &str = "\
@@ -332,7 +332,7 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
         Some(Action::Sshconfig { config }) => return commands::sshconfig(&config.options()),
         Some(Action::Init { dir, name }) => return commands::init(&dir, name.as_deref()),
         Some(Action::Import { file, out }) => {
-            return launch::import::command(&file, out.as_deref());
+            return launch::cli::import::command(&file, out.as_deref());
         }
         Some(Action::Run {
             config,

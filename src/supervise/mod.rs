@@ -1,26 +1,20 @@
 //! Supervision: launch as PID 1 (or as a child subreaper when it is not PID 1).
 //!
-//! One loop ([`events`]) waits on signals, child output pipes and the nearest deadline;
-//! [`spawn`] starts clean children; [`reap`] collects every ended child; [`policy`]
-//! decides restarts, backoff and order; [`cleanup`] ends what is left; `worker` runs
-//! each configuration (start-up, SIGHUP, `launch reload`) in a child process, so that
-//! the loop never waits on one.
+//! The PID-1 mechanics are [`crate::init`]'s: one loop waits on signals, child output
+//! pipes and the nearest deadline; clean children are spawned, every ended child reaped,
+//! and what is left ended. Here: the process table and its phases, [`policy`] deciding
+//! restarts, backoff and order, [`ready`] checks, [`logs`] relaying the children's
+//! output, and `worker` running each configuration (start-up, SIGHUP, `launch reload`)
+//! in a child process, so that the loop never waits on one.
 //!
 //! Two modes share this one supervisor. `launch -- CMD` is a single process whose end
 //! ends launch and to which every signal is forwarded. `launch run` runs the spec's
 //! processes in dependency order, restarts them, reloads on SIGHUP and stops them in
 //! reverse order on SIGTERM.
 
-pub mod cleanup;
-pub mod events;
-pub mod leftover;
 pub mod logs;
-pub mod output;
 pub mod policy;
 pub mod ready;
-pub mod reap;
-pub mod signals;
-pub mod spawn;
 mod worker;
 
 use std::cell::RefCell;
@@ -32,20 +26,20 @@ use std::time::{Duration, Instant};
 use nix::fcntl::OFlag;
 use nix::unistd::{Pid, getpgrp, getpid, isatty, tcgetpgrp, tcsetpgrp};
 
+use crate::config::reconfigure;
+use crate::config::spec::{self, Kind, Process, ReadyCheck, Restart};
 use crate::control::{self, ProcessStatus, Request};
 use crate::exit::{Exit, Remap, code};
-use crate::reconfigure;
-use crate::spec::{self, Kind, Process, ReadyCheck, Restart};
-use crate::users::{Accounts, UserError};
-use cleanup::Scope;
-use events::{EventError, EventLoop, Wake};
-use leftover::{Leftovers, Member};
+use crate::init::cleanup::{self, Scope};
+use crate::init::events::{EventError, EventLoop, Wake};
+use crate::init::leftover::{self, Leftovers, Member};
+use crate::init::output::{self, Outputs};
+use crate::init::reap::{self, Children};
+use crate::init::signals::{self, Signals, send};
+use crate::init::spawn::{self, ChildSetup, Credentials, Extra};
+use crate::volume::users::{Accounts, UserError};
 use logs::{LogPipe, Stream};
-use output::Outputs;
 use policy::ExitHistory;
-use reap::Children;
-use signals::{Signals, send};
-use spawn::{ChildSetup, Credentials, Extra};
 
 /// How long launch waits for SIGKILLed processes to be reaped before it gives up on
 /// them (only a process stuck in the kernel takes that long).
@@ -138,7 +132,7 @@ pub struct RunOptions {
     /// Log events as JSON lines.
     pub log_json: bool,
     /// The time and memory one configuration may take.
-    pub limits: crate::configure_worker::Limits,
+    pub limits: crate::config::configure_worker::Limits,
 }
 
 /// `launch run`: configure (as `launch reconfigure`), then supervise the spec's

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::config::spec::{Process, Restart};
 use crate::exit::Exit;
-use crate::spec::{Process, Restart};
 
 /// The first restart waits this long; each further one twice as long...
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);

@@ -1,5 +1,5 @@
 //! `project/launch.yml`, after Tera has rendered it (values kept out of its structure:
-//! [`crate::spec_text`]), parsed once into typed structs and validated as a whole.
+//! [`crate::config::spec_text`]), parsed once into typed structs and validated as a whole.
 //! Every problem is reported (not just the first), each with the file:line it is at and
 //! what to do; the rest of launch never sees raw YAML.
 
@@ -12,9 +12,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
-use crate::spec_text::SpecText;
-use crate::users::Accounts;
-use crate::yaml::{self, Place, Seg, YamlError};
+use crate::config::spec_text::SpecText;
+// The seed and SSH sections' types live with the code that acts on them, one floor
+// down, so the volume never imports the configuration.
+use crate::config::yaml::{self, Place, Seg, YamlError};
+pub use crate::volume::seed::Seed;
+pub use crate::volume::ssh::{HostKey, Ssh};
+use crate::volume::users::Accounts;
 
 /// One problem in the spec.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -82,42 +86,6 @@ pub struct Template {
     pub check: Option<String>,
     /// The spec's line for this entry.
     pub line: usize,
-}
-
-/// A volume path filled from the project when empty.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Seed {
-    /// Relative to `project/`.
-    pub from: PathBuf,
-    /// Relative to the volume, never escaping it.
-    pub to: PathBuf,
-    /// Owner and group ids.
-    pub owner: Option<(u32, u32)>,
-}
-
-/// SSH access from the volume's `ssh/*.pub`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ssh {
-    /// Whose `authorized_keys` launch manages.
-    pub user: String,
-    /// Run and supervise sshd.
-    pub sshd: bool,
-    /// sshd's port.
-    pub port: u16,
-    /// Allow `from=`, `command=`, ... option prefixes in keys.
-    pub allow_options: bool,
-    /// The host key types sshd gets, each generated once into the volume.
-    pub host_keys: Vec<HostKey>,
-}
-
-/// A type of sshd host key launch generates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HostKey {
-    /// Ed25519: small, fast, what every current client prefers.
-    Ed25519,
-    /// RSA (3072 bits, OpenSSH's default), for clients that know nothing newer.
-    Rsa,
 }
 
 /// What a process is.

@@ -25,7 +25,7 @@ macro_rules! template {
     ($($path:literal $(, $mode:literal)?);* $(;)?) => {
         &[$(TemplateFile {
             path: $path,
-            text: include_str!(concat!("../image-template/", $path)),
+            text: include_str!(concat!("../../image-template/", $path)),
             mode: template!(@mode $($mode)?),
         }),*]
     };
@@ -198,7 +198,7 @@ mod tests {
         built_in.sort();
         assert_eq!(
             on_disk, built_in,
-            "add the file to FILES in src/scaffold.rs"
+            "add the file to FILES in src/cli/scaffold.rs"
         );
     }
 }

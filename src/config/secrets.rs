@@ -9,8 +9,8 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::atomic::{self, Attributes};
 use crate::volume::access::{self, Dir, Trust};
+use crate::volume::atomic::{self, Attributes};
 
 /// Where secrets are read from unless `$LAUNCH_SECRETS_DIR` says otherwise.
 pub const SECRETS_DIR: &str = "/run/secrets";

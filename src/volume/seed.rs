@@ -19,9 +19,20 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use nix::sys::stat::FileStat;
+use serde::{Deserialize, Serialize};
 
-use crate::spec::Seed;
 use crate::volume::access::{AccessError, Attributes, Dir};
+
+/// A volume path filled from the project when empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seed {
+    /// Relative to `project/`.
+    pub from: PathBuf,
+    /// Relative to the volume, never escaping it.
+    pub to: PathBuf,
+    /// Owner and group ids.
+    pub owner: Option<(u32, u32)>,
+}
 
 /// The prefix of a seed's temporary directory, beside its target:
 /// `.launch-seed.<pid>.<random>.<target's name>` (an older launch used

@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use crate::atomic::{self, Attributes};
-use crate::layout::Layout;
-use crate::pillar::{PillarError, override_files};
+use crate::config::layout::Layout;
+use crate::config::pillar::{PillarError, override_files};
 use crate::volume::access::{self, Dir, Trust};
+use crate::volume::atomic::{self, Attributes};
 
 /// The operator's directory, `configuration/`, held: root's, 0750, created if missing
 /// and its own mode and owner corrected at every start through its descriptor (the

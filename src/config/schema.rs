@@ -24,7 +24,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
-use crate::yaml::{self, Place, Seg};
+use crate::config::yaml::{self, Place, Seg};
 
 /// The schema file's name, in `project/`.
 pub const FILE: &str = "pillar.schema.yml";
@@ -234,7 +234,7 @@ impl Schema {
                     out.push(Problem {
                         path: segs(path),
                         what: format!("`{}` is not a setting of this image", path.join(".")),
-                        fix: crate::spec::did_you_mean(&name, known).unwrap_or_else(|| {
+                        fix: crate::config::spec::did_you_mean(&name, known).unwrap_or_else(|| {
                             "remove it; `launch check --show-pillar` lists every setting with its default".into()
                         }),
                     });

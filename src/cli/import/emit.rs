@@ -166,7 +166,7 @@ pub fn scalar(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::words::env_ref;
+    use crate::cli::import::words::env_ref;
 
     #[test]
     fn scalars_survive_yaml_and_tera() {

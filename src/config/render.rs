@@ -1,6 +1,6 @@
 //! Tera, as config files need it: strict (an undefined variable is an error), no HTML
 //! autoescaping (it would mangle an XML or shell config; the spec alone has its values
-//! escaped, into tokens that keep them out of its YAML: [`crate::spec_text`]), with
+//! escaped, into tokens that keep them out of its YAML: [`crate::config::spec_text`]), with
 //! `to_json`, `to_yaml`, `shell_quote` and `default` filters, includes and components
 //! from `templates/`, and a `secret(name=...)` function that reads `/run/secrets/NAME`
 //! and whose values are masked wherever launch shows content.
@@ -18,16 +18,16 @@ use std::sync::{Arc, Mutex};
 
 use tera::{Context, Kwargs, State, Tera, TeraResult};
 
-use crate::atomic::{self, AtomicError, Attributes, Committed};
-use crate::layout::Layout;
-use crate::pillar::Pillar;
-use crate::secrets::Secrets;
-use crate::spec::Template;
-use crate::spec_text;
+use crate::config::layout::Layout;
+use crate::config::pillar::Pillar;
+use crate::config::secrets::Secrets;
+use crate::config::spec::Template;
+use crate::config::spec_text;
+use crate::config::yaml::{self, Place};
 use crate::volume::access::{self, AccessError, Trust};
-use crate::yaml::{self, Place};
+use crate::volume::atomic::{self, AtomicError, Attributes, Committed};
 
-pub use crate::secrets::SECRETS_DIR;
+pub use crate::config::secrets::SECRETS_DIR;
 
 /// A template or output problem.
 #[derive(Debug, thiserror::Error)]
@@ -337,7 +337,7 @@ impl Renderer {
             .unwrap_or_else(|| (PathBuf::from(name), ""));
         let lower = what.to_lowercase();
         if lower.contains("unexpected end of input") {
-            if let Some((line, tag, end)) = crate::hints::unclosed_block(text) {
+            if let Some((line, tag, end)) = crate::config::hints::unclosed_block(text) {
                 return RenderError::Template {
                     place: Place { file, line, col: 0 },
                     what: format!("this {{% {tag} %}} is never closed"),
@@ -589,7 +589,7 @@ impl Output {
         } else {
             "/dev/null".to_string()
         };
-        let diff = crate::diff::unified(&old, &new, &from, &dest);
+        let diff = crate::config::diff::unified(&old, &new, &from, &dest);
         if !self.holds_secret {
             return diff;
         }
@@ -750,7 +750,11 @@ fn run_check(output: &Output, staged: &Path, secrets: &[String]) -> Result<(), R
     let command = check
         .replace("{{ staged }}", &quoted)
         .replace("{{staged}}", &quoted);
-    let result = crate::check_command::run(&command, staged, crate::check_command::CHECK_TIMEOUT);
+    let result = crate::config::check_command::run(
+        &command,
+        staged,
+        crate::config::check_command::CHECK_TIMEOUT,
+    );
     let (status, text) = match result {
         Ok(ran) if ran.status.is_some_and(|s| s.success()) => return Ok(()),
         Ok(ran) => (
@@ -758,7 +762,7 @@ fn run_check(output: &Output, staged: &Path, secrets: &[String]) -> Result<(), R
                 || {
                     format!(
                         "killed: it did not finish within {}",
-                        crate::duration::format(crate::check_command::CHECK_TIMEOUT)
+                        crate::duration::format(crate::config::check_command::CHECK_TIMEOUT)
                     )
                 },
                 |s| s.to_string(),

@@ -30,7 +30,7 @@ use nix::sys::stat::{Mode, SFlag, fstat};
 pub const STUCK: Duration = Duration::from_secs(1);
 
 /// The most kept for a reader that is slow but not stuck: a turn's worth of a pipe
-/// ([`super::logs::BUDGET`]) cut into its longest lines, and launch's own log.
+/// (`supervise::logs::BUDGET`) cut into its longest lines, and launch's own log.
 const OWED_MAX: usize = 256 * 1024;
 
 /// How one of launch's outputs is written.

@@ -175,7 +175,7 @@ pub fn signal(value: &str) -> Option<String> {
     } else {
         format!("SIG{upper}")
     };
-    crate::spec::parse_signal(&name).map(|_| name)
+    crate::config::spec::parse_signal(&name).map(|_| name)
 }
 
 /// supervisord's `KEY="value",KEY2=value2`.

@@ -80,7 +80,7 @@ fn environment_expansions_become_references_and_notes() {
         [("B".to_string(), "2".to_string()), ("A".into(), "3".into())]
     );
     let (p, notes) = one("[program:a]\ncommand=a --home %(ENV_HOME)s %(process_num)02d 100%%\n");
-    let home = crate::import::words::env_ref("HOME").unwrap();
+    let home = crate::cli::import::words::env_ref("HOME").unwrap();
     assert_eq!(
         p.command,
         Command::Exec(vec![

@@ -144,10 +144,10 @@ pub fn sets_file(socket: &Path) -> PathBuf {
 pub fn record_sets(socket: &Path, sets: &[String]) -> Result<(), String> {
     let file = sets_file(socket);
     let text = serde_json::to_string(sets).map_err(|e| e.to_string())?;
-    crate::atomic::write(
+    crate::volume::atomic::write(
         &file,
         text.as_bytes(),
-        crate::atomic::Attributes::mode(0o600),
+        crate::volume::atomic::Attributes::mode(0o600),
         &crate::volume::access::Trust::default(),
     )
     .map(|_| ())

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
-use crate::atomic;
-use crate::layout::Layout;
-use crate::schema::{self, Kind, Schema};
+use crate::config::layout::Layout;
+use crate::config::schema::{self, Kind, Schema};
+use crate::config::yaml::{self, Place, Seg, YamlError};
 use crate::volume::access::{self, Trust};
-use crate::yaml::{self, Place, Seg, YamlError};
+use crate::volume::atomic;
 
 /// A layer that cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::cli::scaffold;
+use crate::config::reconfigure::{self, ConfigError, Options};
+use crate::config::render::Change;
 use crate::exit::code;
-use crate::reconfigure::{self, ConfigError, Options};
-use crate::render::Change;
-use crate::scaffold;
 
 /// What to say after clap refused an argument: a subcommand close to the word (clap
 /// cannot suggest one, since any word may start a command to run), nothing more when
@@ -18,7 +18,8 @@ pub fn usage_hint(clap_said: &str, subcommands: &[String]) -> String {
         return String::new();
     }
     if !word.starts_with('-') {
-        if let Some(hint) = crate::spec::did_you_mean(&word, subcommands.iter().map(String::as_str))
+        if let Some(hint) =
+            crate::config::spec::did_you_mean(&word, subcommands.iter().map(String::as_str))
         {
             return format!("hint: {hint} (launch --help lists the commands)");
         }
@@ -57,7 +58,7 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
         return report_errors(&errors, "check");
     }
     let mut out = std::io::stdout().lock();
-    if let Some(data) = crate::layout::found_beside(&options.layout) {
+    if let Some(data) = crate::config::layout::found_beside(&options.layout) {
         let _ = writeln!(
             out,
             "volume: {} (found beside the project; --data DIR to use another)",
@@ -72,7 +73,7 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
         let _ = write!(
             out,
             "{}",
-            crate::render::mask(&plan.pillar.describe(), &plan.secrets)
+            crate::config::render::mask(&plan.pillar.describe(), &plan.secrets)
         );
     }
     if plan.first_start {
@@ -88,14 +89,14 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
             "would generate secret {name:?} and keep it in {}",
             plan.layout
                 .data
-                .join(crate::secrets::STORE)
+                .join(crate::config::secrets::STORE)
                 .join(name)
                 .display()
         );
     }
     if let Some(ssh) = &plan.spec.ssh {
         let (keys, refused) =
-            crate::ssh::read_keys(&plan.layout.data.join("ssh"), ssh.allow_options);
+            crate::volume::ssh::read_keys(&plan.layout.data.join("ssh"), ssh.allow_options);
         for bad in &refused {
             let _ = writeln!(out, "warning: {bad}");
         }
@@ -111,14 +112,14 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
     }
     for seed in &plan.seeds {
         match seed {
-            crate::seed::Outcome::Seeded { target, .. } => {
+            crate::volume::seed::Outcome::Seeded { target, .. } => {
                 let _ = writeln!(
                     out,
                     "would seed {} (it is missing or empty)",
                     target.display()
                 );
             }
-            crate::seed::Outcome::Kept(target) => {
+            crate::volume::seed::Outcome::Kept(target) => {
                 let _ = writeln!(
                     out,
                     "keep {} (it has content: never seeded over)",
@@ -166,7 +167,7 @@ pub fn reconfigure(options: &Options) -> i32 {
             }
             eprintln!(
                 "launch reconfigure: {}",
-                written_before(&failure.report.changes(&plan))
+                reconfigure::written_before(&failure.report.changes(&plan))
             );
             return code::CONFIG;
         }
@@ -178,7 +179,7 @@ pub fn reconfigure(options: &Options) -> i32 {
         );
     }
     for seed in &report.seeds {
-        if let crate::seed::Outcome::Seeded { target, files } = seed {
+        if let crate::volume::seed::Outcome::Seeded { target, files } = seed {
             eprintln!(
                 "launch: seeded {} ({})",
                 target.display(),
@@ -233,7 +234,7 @@ pub fn sshconfig(options: &Options) -> i32 {
     }
 }
 
-fn report_ssh(ssh: &crate::ssh::Installed) {
+fn report_ssh(ssh: &crate::volume::ssh::Installed) {
     for bad in &ssh.refused {
         eprintln!("launch: warning: {bad}");
     }
@@ -253,18 +254,6 @@ fn report_ssh(ssh: &crate::ssh::Installed) {
         crate::plural::count(ssh.keys.len(), "ssh key", "ssh keys"),
         ssh.authorized_keys.display()
     );
-}
-
-/// What a failure midway had already written, in one sentence.
-pub fn written_before(changes: &[String]) -> String {
-    if changes.is_empty() {
-        "stopped at the error above; nothing was written".into()
-    } else {
-        format!(
-            "stopped at the error above; written before it: {}",
-            changes.join(", ")
-        )
-    }
 }
 
 fn report_errors(errors: &[ConfigError], what: &str) -> i32 {

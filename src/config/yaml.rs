@@ -127,7 +127,7 @@ fn refine(file: &Path, text: &str, message: &str, line: usize, col: usize) -> Op
     const DUPLICATE: &str = "duplicate entry with key ";
     if let Some(at) = message.find(DUPLICATE) {
         let key = message[at + DUPLICATE.len()..].trim_matches('"');
-        let (first, second) = crate::hints::first_duplicate(text, line, col, key)?;
+        let (first, second) = crate::config::hints::first_duplicate(text, line, col, key)?;
         return Some(located(
             second,
             0,
@@ -138,7 +138,7 @@ fn refine(file: &Path, text: &str, message: &str, line: usize, col: usize) -> Op
         ));
     }
     if message.contains("end of stream") || message.contains("quoted scalar") {
-        let (line, col) = crate::hints::unclosed_quote(text)?;
+        let (line, col) = crate::config::hints::unclosed_quote(text)?;
         return Some(located(
             line,
             col,
@@ -178,7 +178,7 @@ pub fn locate(text: &str, path: &[Seg]) -> usize {
 
 /// [`locate`], where each key as written in `text` is first turned by `key` into the
 /// key of the parsed document (the spec's keys are written with placeholders for the
-/// values they take: see [`crate::spec_text`]).
+/// values they take: see [`crate::config::spec_text`]).
 pub fn locate_with(text: &str, path: &[Seg], key: impl Fn(&str) -> String) -> usize {
     let mut stack: Vec<(usize, Seg)> = Vec::new();
     let mut best = (0usize, 0usize); // (matched depth, line)

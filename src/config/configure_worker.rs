@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::reconfigure::{self, Options};
+use crate::config::spec::Spec;
 use crate::exit::code;
-use crate::reconfigure::{self, Options};
-use crate::spec::Spec;
 
 /// The hidden subcommand that makes launch a configuration worker.
 pub const SUBCOMMAND: &str = "__configure";
@@ -192,7 +192,7 @@ fn configure(options: &Options) -> Outcome {
                 }));
             }
             for seed in &report.seeds {
-                if let crate::seed::Outcome::Seeded { target, files } = seed {
+                if let crate::volume::seed::Outcome::Seeded { target, files } = seed {
                     details.push(format!(
                         "seeded {} ({})",
                         target.display(),
@@ -231,13 +231,13 @@ fn configure(options: &Options) -> Outcome {
         }
         Err(failure) => Outcome::Failed {
             errors: failure.errors.iter().map(ToString::to_string).collect(),
-            written_before: crate::commands::written_before(&failure.report.changes(&plan)),
+            written_before: reconfigure::written_before(&failure.report.changes(&plan)),
             notify: notified(&failure.report.written),
         },
     }
 }
 
-fn notified(written: &[crate::render::Applied]) -> BTreeSet<String> {
+fn notified(written: &[crate::config::render::Applied]) -> BTreeSet<String> {
     written
         .iter()
         .flat_map(|w| w.notify.iter().cloned())
@@ -284,7 +284,7 @@ fn limit_memory(bytes: u64) {
             rlim_max: old.rlim_max,
         };
         if libc::setrlimit(libc::RLIMIT_AS, &new) == 0 {
-            crate::check_command::restore_limit_in_checks(old);
+            crate::config::check_command::restore_limit_in_checks(old);
         }
     }
 }
@@ -292,7 +292,7 @@ fn limit_memory(bytes: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::LayoutArgs;
+    use crate::config::layout::LayoutArgs;
 
     #[test]
     fn arguments_round_trip_with_odd_bytes() {
@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn an_outcome_survives_json() {
         let mut spec = Spec::default();
-        spec.processes.push(crate::spec::Process::service(
+        spec.processes.push(crate::config::spec::Process::service(
             "app",
             vec!["a \"quoted\"\nvalue".into()],
         ));

@@ -10,13 +10,38 @@ use std::io;
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use ssh_key::private::{KeypairData, RsaKeypair};
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
-use crate::atomic::{self, Attributes};
-use crate::spec::{HostKey, Ssh};
-use crate::users::Accounts;
 use crate::volume::access::{self, Dir, Trust};
+use crate::volume::atomic::{self, Attributes};
+use crate::volume::users::Accounts;
+
+/// SSH access from the volume's `ssh/*.pub`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ssh {
+    /// Whose `authorized_keys` launch manages.
+    pub user: String,
+    /// Run and supervise sshd.
+    pub sshd: bool,
+    /// sshd's port.
+    pub port: u16,
+    /// Allow `from=`, `command=`, ... option prefixes in keys.
+    pub allow_options: bool,
+    /// The host key types sshd gets, each generated once into the volume.
+    pub host_keys: Vec<HostKey>,
+}
+
+/// A type of sshd host key launch generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostKey {
+    /// Ed25519: small, fast, what every current client prefers.
+    Ed25519,
+    /// RSA (3072 bits, OpenSSH's default), for clients that know nothing newer.
+    Rsa,
+}
 
 mod keys;
 pub use keys::{Key, read_keys};
@@ -194,7 +219,7 @@ fn held_dir(parent: &Dir, name: &str, attrs: Attributes) -> Result<Dir, SshError
 
 /// The user's `~/.ssh`, 0700 and the user's. A missing home is created as the user's
 /// (0750), so that the user can log in; an existing one is left as it is.
-fn user_ssh_dir(user: &crate::users::User, trust: &Trust) -> Result<Dir, SshError> {
+fn user_ssh_dir(user: &crate::volume::users::User, trust: &Trust) -> Result<Dir, SshError> {
     let owner = Some((user.uid, user.gid));
     let (parent, name) = match (user.home.parent(), user.home.file_name()) {
         (Some(parent), Some(name)) => (parent, name),

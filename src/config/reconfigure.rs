@@ -5,13 +5,13 @@
 use std::fs;
 use std::path::PathBuf;
 
-use crate::layout::{Layout, LayoutArgs, LayoutError};
-use crate::pillar::{self, Pillar, PillarError};
-use crate::render::{self, Applied, Output, RenderError, Renderer};
-use crate::spec::{self, Spec, SpecError};
-use crate::spec_text::SpecText;
-use crate::users::Accounts;
+use crate::config::layout::{Layout, LayoutArgs, LayoutError};
+use crate::config::pillar::{self, Pillar, PillarError};
+use crate::config::render::{self, Applied, Output, RenderError, Renderer};
+use crate::config::spec::{self, Spec, SpecError};
+use crate::config::spec_text::SpecText;
 use crate::volume::access::{Dir, TEMP_PREFIX, Trust};
+use crate::volume::users::Accounts;
 
 /// Any configuration problem; each says file:line and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +30,10 @@ pub enum ConfigError {
     Render(#[from] RenderError),
     /// SSH access.
     #[error(transparent)]
-    Ssh(#[from] crate::ssh::SshError),
+    Ssh(#[from] crate::volume::ssh::SshError),
     /// A seed entry.
     #[error(transparent)]
-    Seed(#[from] crate::seed::SeedError),
+    Seed(#[from] crate::volume::seed::SeedError),
     /// An error whose text would have shown a secret's value: the text, masked.
     #[error("{0}")]
     Masked(String),
@@ -104,7 +104,7 @@ pub struct Plan {
     /// The operator's pillar file does not exist yet (first start).
     pub first_start: bool,
     /// What seeding would do.
-    pub seeds: Vec<crate::seed::Outcome>,
+    pub seeds: Vec<crate::volume::seed::Outcome>,
     /// Which directories' symlinks launch may follow (not the volume's).
     pub trust: Trust,
 }
@@ -227,7 +227,7 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
                 .join("ssh/host/sshd_config")
                 .display()
                 .to_string();
-            let argv = [crate::ssh::SSHD, "-D", "-e", "-f", config.as_str()]
+            let argv = [crate::volume::ssh::SSHD, "-D", "-e", "-f", config.as_str()]
                 .map(String::from)
                 .to_vec();
             let several = !spec.processes.is_empty();
@@ -255,7 +255,7 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
             Err(e) => errors.push(e.into()),
         }
     }
-    let seeds = match crate::seed::plan(&spec.seed, &layout.project, &layout.data) {
+    let seeds = match crate::volume::seed::plan(&spec.seed, &layout.project, &layout.data) {
         Ok(seeds) => seeds,
         Err(e) => {
             errors.extend(into_all(e));
@@ -288,9 +288,9 @@ pub struct Report {
     /// How many outputs were already right.
     pub unchanged: usize,
     /// What seeding did.
-    pub seeds: Vec<crate::seed::Outcome>,
+    pub seeds: Vec<crate::volume::seed::Outcome>,
     /// What installing SSH access did.
-    pub ssh: Option<crate::ssh::Installed>,
+    pub ssh: Option<crate::volume::ssh::Installed>,
     /// Staged files of a killed launch, removed.
     pub leftovers: usize,
     /// Secrets made now and kept in the volume.
@@ -305,7 +305,7 @@ impl Report {
             out.push(plan.layout.operator_file().display().to_string());
         }
         for seed in &self.seeds {
-            if let crate::seed::Outcome::Seeded { target, .. } = seed {
+            if let crate::volume::seed::Outcome::Seeded { target, .. } = seed {
                 out.push(format!("seeded {}", target.display()));
             }
         }
@@ -338,13 +338,13 @@ pub fn apply(plan: &Plan) -> Result<Report, Box<Failure>> {
         ..Report::default()
     };
     let fail = |report: Report, errors: Vec<ConfigError>| Box::new(Failure { report, errors });
-    match crate::seed::apply(&plan.spec.seed, &plan.layout.project, &plan.layout.data) {
+    match crate::volume::seed::apply(&plan.spec.seed, &plan.layout.project, &plan.layout.data) {
         Ok(seeds) => report.seeds = seeds,
         Err(e) => return Err(fail(report, into_all(e))),
     }
     // After seeding: a seed of `data` itself brings its source's mode, and data/ must
     // end as the design says (0750, the app user's with data_owner).
-    if let Err(e) = crate::seed::prepare_data_dir(&plan.layout.data, plan.spec.data_owner) {
+    if let Err(e) = crate::volume::seed::prepare_data_dir(&plan.layout.data, plan.spec.data_owner) {
         return Err(fail(report, vec![e.into()]));
     }
     match install_ssh(plan) {
@@ -353,7 +353,7 @@ pub fn apply(plan: &Plan) -> Result<Report, Box<Failure>> {
     }
     // Before the templates that use them: a template never holds a secret that is not
     // kept.
-    match crate::secrets::store(&plan.layout.data, &plan.generated) {
+    match crate::config::secrets::store(&plan.layout.data, &plan.generated) {
         Ok(stored) => report.stored_secrets = stored,
         Err(e) => return Err(fail(report, vec![ConfigError::Render(e.into())])),
     }
@@ -367,11 +367,11 @@ pub fn apply(plan: &Plan) -> Result<Report, Box<Failure>> {
     if let Err(e) = result {
         return Err(fail(report, into_all(e)));
     }
-    let config_dir = match crate::operator_file::prepare_configuration_dir(&plan.layout) {
+    let config_dir = match crate::config::operator_file::prepare_configuration_dir(&plan.layout) {
         Ok(dir) => dir,
         Err(e) => return Err(fail(report, vec![e.into()])),
     };
-    match crate::operator_file::write_operator_file(&plan.layout, &config_dir) {
+    match crate::config::operator_file::write_operator_file(&plan.layout, &config_dir) {
         Ok(wrote) => report.wrote_operator_file = wrote,
         Err(e) => return Err(fail(report, vec![e.into()])),
     }
@@ -411,12 +411,12 @@ fn remove_leftovers(plan: &Plan) -> usize {
 }
 
 /// Installs the volume's SSH keys (and host keys, sshd config) when the spec asks.
-pub fn install_ssh(plan: &Plan) -> Result<Option<crate::ssh::Installed>, ConfigError> {
+pub fn install_ssh(plan: &Plan) -> Result<Option<crate::volume::ssh::Installed>, ConfigError> {
     let Some(ssh) = &plan.spec.ssh else {
         return Ok(None);
     };
     let accounts = Accounts::load(std::path::Path::new("/"));
-    Ok(Some(crate::ssh::install(
+    Ok(Some(crate::volume::ssh::install(
         ssh,
         &plan.layout.data,
         &accounts,
@@ -434,4 +434,16 @@ pub fn check_outputs(plan: &Plan) -> Vec<ConfigError> {
 
 fn into_all<E: Into<ConfigError>>(errors: Vec<E>) -> Vec<ConfigError> {
     errors.into_iter().map(Into::into).collect()
+}
+
+/// What a failure midway had already written, in one sentence.
+pub fn written_before(changes: &[String]) -> String {
+    if changes.is_empty() {
+        "stopped at the error above; nothing was written".into()
+    } else {
+        format!(
+            "stopped at the error above; written before it: {}",
+            changes.join(", ")
+        )
+    }
 }

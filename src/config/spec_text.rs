@@ -29,7 +29,7 @@ use std::path::Path;
 
 use serde_yaml::{Mapping, Value};
 
-use crate::yaml::{self, Place, Seg, YamlError};
+use crate::config::yaml::{self, Place, Seg, YamlError};
 
 /// Opens a token; in the rendered text the value's bytes follow, in the parsed text
 /// its number.
