@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::config::spec::{Process, Restart};
+use crate::config::spec::{Process, Restart, order};
 use crate::exit::Exit;
 
 /// The first restart waits this long; each further one twice as long...
@@ -52,43 +52,12 @@ impl ExitHistory {
 }
 
 /// Each process's level: 0 for no dependencies, else one more than its deepest
-/// dependency. Processes start level by level and stop in reverse. (The spec has
-/// already refused cycles and unknown names; any left are treated as level 0.)
+/// dependency. Processes start level by level and stop in reverse. The walk is the
+/// spec's own ([`order::levels`]), which has already refused cycles; should one reach
+/// here, every process is level 0.
 pub fn levels(processes: &[Process]) -> BTreeMap<String, usize> {
-    let deps: BTreeMap<&str, &[String]> = processes
-        .iter()
-        .map(|p| (p.name.as_str(), p.depends_on.as_slice()))
-        .collect();
-    let mut levels = BTreeMap::new();
-    fn level<'a>(
-        name: &'a str,
-        deps: &BTreeMap<&'a str, &'a [String]>,
-        done: &mut BTreeMap<String, usize>,
-        depth: usize,
-    ) -> usize {
-        if let Some(&l) = done.get(name) {
-            return l;
-        }
-        if depth > deps.len() {
-            return 0;
-        }
-        let l = deps
-            .get(name)
-            .map(|ds| {
-                ds.iter()
-                    .filter(|d| deps.contains_key(d.as_str()))
-                    .map(|d| level(d, deps, done, depth + 1) + 1)
-                    .max()
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0);
-        done.insert(name.to_string(), l);
-        l
-    }
-    for p in processes {
-        level(&p.name, &deps, &mut levels, 0);
-    }
-    levels
+    order::levels(processes)
+        .unwrap_or_else(|_| processes.iter().map(|p| (p.name.clone(), 0)).collect())
 }
 
 #[cfg(test)]
