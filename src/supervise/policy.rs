@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::config::spec::{Process, Restart, order};
+use crate::config::spec::{Kind, Process, Restart, order};
 use crate::exit::Exit;
 
 /// The first restart waits this long; each further one twice as long...
@@ -21,6 +21,38 @@ pub fn restarts(policy: Restart, exit: Exit) -> bool {
         Restart::Always => true,
         Restart::OnFailure => !exit.success(),
         Restart::Never => false,
+    }
+}
+
+/// What follows the end of a process that ended on its own while launch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterExit {
+    /// A oneshot that succeeded: done.
+    Finished,
+    /// Started again after a backoff.
+    Restart,
+    /// Not started again: `failed` marks it failed (a crash loop, a failed oneshot)
+    /// rather than exited, and `fatal` stops launch.
+    Rest {
+        /// Failed, rather than exited.
+        failed: bool,
+        /// The container stops.
+        fatal: bool,
+    },
+}
+
+/// What follows an `exit` of `process`; `looping` says its exits make a crash loop.
+pub fn after_exit(process: &Process, exit: Exit, looping: bool) -> AfterExit {
+    let oneshot = process.kind == Kind::Oneshot;
+    if oneshot && exit.success() {
+        return AfterExit::Finished;
+    }
+    if restarts(process.restart, exit) && !looping {
+        return AfterExit::Restart;
+    }
+    AfterExit::Rest {
+        failed: looping || oneshot,
+        fatal: process.critical || (oneshot && !process.optional),
     }
 }
 
@@ -78,6 +110,144 @@ mod tests {
             for (exit, want) in [ok, failed, killed].into_iter().zip(expected) {
                 assert_eq!(restarts(policy, exit), want, "{policy:?} {exit:?}");
             }
+        }
+    }
+
+    #[test]
+    fn what_follows_an_exit() {
+        use AfterExit::{Finished, Rest, Restart as Again};
+        let (ok, bad) = (Exit::Code(0), Exit::Code(1));
+        let rest = |failed, fatal| Rest { failed, fatal };
+        // kind, restart, critical, optional, exit, looping => what follows
+        let table = [
+            (
+                Kind::Oneshot,
+                Restart::Never,
+                false,
+                false,
+                ok,
+                false,
+                Finished,
+            ),
+            (
+                Kind::Oneshot,
+                Restart::Never,
+                false,
+                false,
+                ok,
+                true,
+                Finished,
+            ),
+            (
+                Kind::Oneshot,
+                Restart::Never,
+                false,
+                false,
+                bad,
+                false,
+                rest(true, true),
+            ),
+            (
+                Kind::Oneshot,
+                Restart::Never,
+                false,
+                true,
+                bad,
+                false,
+                rest(true, false),
+            ),
+            (
+                Kind::Oneshot,
+                Restart::OnFailure,
+                false,
+                true,
+                bad,
+                false,
+                Again,
+            ),
+            (
+                Kind::Oneshot,
+                Restart::OnFailure,
+                false,
+                true,
+                bad,
+                true,
+                rest(true, false),
+            ),
+            (
+                Kind::Service,
+                Restart::Always,
+                false,
+                false,
+                ok,
+                false,
+                Again,
+            ),
+            (
+                Kind::Service,
+                Restart::Always,
+                false,
+                false,
+                bad,
+                true,
+                rest(true, false),
+            ),
+            (
+                Kind::Service,
+                Restart::Always,
+                true,
+                false,
+                bad,
+                true,
+                rest(true, true),
+            ),
+            (
+                Kind::Service,
+                Restart::OnFailure,
+                false,
+                false,
+                ok,
+                false,
+                rest(false, false),
+            ),
+            (
+                Kind::Service,
+                Restart::OnFailure,
+                true,
+                false,
+                ok,
+                false,
+                rest(false, true),
+            ),
+            (
+                Kind::Service,
+                Restart::Never,
+                false,
+                false,
+                bad,
+                false,
+                rest(false, false),
+            ),
+            (
+                Kind::Service,
+                Restart::Never,
+                true,
+                false,
+                bad,
+                false,
+                rest(false, true),
+            ),
+        ];
+        for (kind, restart, critical, optional, exit, looping, want) in table {
+            let p = Process {
+                kind,
+                restart,
+                critical,
+                optional,
+                ..Process::service("p", vec!["true".into()])
+            };
+            let row = (kind, restart, critical, optional, exit, looping);
+            assert_eq!(after_exit(&p, exit, looping), want, "{row:?}");
         }
     }
 

@@ -3,9 +3,9 @@
 //! Every problem is reported (not just the first), each with the file:line it is at and
 //! what to do; the rest of launch never sees raw YAML.
 //!
-//! One module per section ([`templates`], [`seed`], [`ssh`], [`processes`],
-//! [`shutdown`]), read from the shapes in [`raw`] through the [`check::Checker`] that
-//! collects the problems; [`order`] finds cycles and levels.
+//! One module per section (`templates`, `seed`, `ssh`, `processes`, `shutdown`), each
+//! reading the shapes in `raw` through the `check::Checker` that collects the
+//! problems; [`order`] finds cycles and levels.
 
 mod check;
 pub mod order;
