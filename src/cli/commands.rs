@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::cli::scaffold;
-use crate::config::reconfigure::{self, ConfigError, Options};
+use crate::config::reconfigure::{self, ConfigError, Options, Plan};
 use crate::config::render::Change;
 use crate::exit::code;
 
@@ -83,6 +83,19 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
             plan.layout.operator_file().display()
         );
     }
+    print_volume_steps(&mut out, &plan);
+    let changing = print_outputs(&mut out, &plan);
+    let _ = writeln!(
+        out,
+        "launch check: the configuration is valid; {changing} of {} would change",
+        crate::plural::count(plan.outputs.len(), "file", "files")
+    );
+    0
+}
+
+/// What `check` says the volume steps would do: secrets generated, SSH keys taken or
+/// refused, paths seeded or kept.
+fn print_volume_steps(out: &mut impl Write, plan: &Plan) {
     for (name, _) in &plan.generated {
         let _ = writeln!(
             out,
@@ -128,6 +141,10 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
             }
         }
     }
+}
+
+/// Each output, unchanged or with its diff; how many would change.
+fn print_outputs(out: &mut impl Write, plan: &Plan) -> usize {
     let mut changing = 0;
     for output in &plan.outputs {
         let dest = output.template.dest.display();
@@ -145,12 +162,7 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "launch check: the configuration is valid; {changing} of {} would change",
-        crate::plural::count(plan.outputs.len(), "file", "files")
-    );
-    0
+    changing
 }
 
 /// `launch reconfigure`: check, then write what changed; exit.

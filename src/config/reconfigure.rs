@@ -220,24 +220,7 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     spec_text.hide(|value| render::mask(value, &known));
     let accounts = Accounts::load(std::path::Path::new("/"));
     let mut spec = spec::parse(&spec_file, &spec_text, &accounts).map_err(|e| hide(into_all(e)))?;
-    if let Some(ssh) = spec.ssh.clone().filter(|s| s.sshd) {
-        if !spec.processes.iter().any(|p| p.name == "sshd") {
-            let config = layout
-                .data
-                .join("ssh/host/sshd_config")
-                .display()
-                .to_string();
-            let argv = [crate::volume::ssh::SSHD, "-D", "-e", "-f", config.as_str()]
-                .map(String::from)
-                .to_vec();
-            let several = !spec.processes.is_empty();
-            spec.processes.push(spec::Process {
-                log_prefix: several,
-                ..spec::Process::service("sshd", argv)
-            });
-            let _ = ssh;
-        }
-    }
+    add_sshd(&mut spec, &layout);
 
     let trust = volume_trust(&layout);
     let mut outputs = Vec::new();
@@ -276,6 +259,28 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
         spec,
         outputs,
     })
+}
+
+/// With `ssh.sshd` and no process of the author's named sshd, sshd is supervised as
+/// one more process, with the config launch writes into the volume.
+fn add_sshd(spec: &mut spec::Spec, layout: &Layout) {
+    let sshd = spec.ssh.as_ref().is_some_and(|s| s.sshd);
+    if !sshd || spec.processes.iter().any(|p| p.name == "sshd") {
+        return;
+    }
+    let config = layout
+        .data
+        .join("ssh/host/sshd_config")
+        .display()
+        .to_string();
+    let argv = [crate::volume::ssh::SSHD, "-D", "-e", "-f", config.as_str()]
+        .map(String::from)
+        .to_vec();
+    let several = !spec.processes.is_empty();
+    spec.processes.push(spec::Process {
+        log_prefix: several,
+        ..spec::Process::service("sshd", argv)
+    });
 }
 
 /// What [`apply`] changed.
