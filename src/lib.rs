@@ -2,7 +2,8 @@
 //!
 //! One folder per stage; each imports only from the floors below it. Top to bottom:
 //!
-//! - [`cli`]: what each command prints (`src/main.rs` parses the command line).
+//! - [`cli`]: the command line and what each command prints (`src/main.rs` keeps only
+//!   the fast path of `launch -- CMD`).
 //! - [`supervise`]: the process table and its decisions, readiness, log relay, and the
 //!   driver of the configuration worker; plain init (`launch -- CMD`) is the supervisor
 //!   with one process.
