@@ -8,8 +8,8 @@
 //!   driver of the configuration worker; plain init (`launch -- CMD`) is the supervisor
 //!   with one process.
 //! - [`config`]: layout, pillar, spec, templates, and the plan a reconfigure applies;
-//!   [`control`]: the control socket of a running `launch run` (`launch status`, ...).
-//! - [`init`]: the PID-1 mechanics: event loop, signals, spawn, reap, cleanup, output.
+//!   `control`: the control socket of a running `launch run` (`launch status`, ...).
+//! - `init`: the PID-1 mechanics: event loop, signals, spawn, reap, cleanup, output.
 //! - [`volume`]: touching files others can write (held directories, bounded reads,
 //!   atomic writes), seeding, SSH keys, the image's accounts.
 //! - Leaves: [`exit`] (a child's end as launch's exit code), [`duration`] (`5s`,
@@ -17,10 +17,10 @@
 
 pub mod cli;
 pub mod config;
-pub mod control;
+pub(crate) mod control;
 pub mod duration;
 pub mod exit;
-pub mod init;
+pub(crate) mod init;
 pub mod plural;
 pub mod supervise;
 pub mod volume;

@@ -2,14 +2,14 @@
 //! the fast path of `launch -- CMD` and hands everything else to [`dispatch`].
 //!
 //! - `args`: the command line as clap reads it.
-//! - [`commands`]: `check`, `reconfigure`, `sshconfig` and `init` as the user sees them.
-//! - [`scaffold`]: `launch init`, a new project from the built-in `image-template/`.
-//! - [`import`]: `launch import`, a circus, supervisord or Procfile file as a launch.yml.
+//! - `commands`: `check`, `reconfigure`, `sshconfig` and `init` as the user sees them.
+//! - `scaffold`: `launch init`, a new project from the built-in `image-template/`.
+//! - `import`: `launch import`, a circus, supervisord or Procfile file as a launch.yml.
 
 mod args;
-pub mod commands;
-pub mod import;
-pub mod scaffold;
+pub(crate) mod commands;
+pub(crate) mod import;
+pub(crate) mod scaffold;
 
 use clap::Parser;
 use clap::error::ErrorKind;

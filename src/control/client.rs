@@ -11,7 +11,7 @@ use crate::exit::code;
 
 /// The exit code when no launch answers: 77 for a caller that may not ask, else 69;
 /// `health` says 1, "unhealthy", which is all a health check may say besides 0.
-pub fn unreachable_code(request: &Request, denied: bool) -> i32 {
+fn unreachable_code(request: &Request, denied: bool) -> i32 {
     match (request, denied) {
         (Request::Health, _) => 1,
         (_, true) => code::NO_PERMISSION,

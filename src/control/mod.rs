@@ -118,7 +118,7 @@ pub fn recorded_sets(socket: &Path) -> Vec<String> {
     }
 }
 
-pub use client::{call, unreachable_code};
+pub use client::call;
 pub use server::{Server, respond};
 pub use status::{ProcessStatus, status_table};
 

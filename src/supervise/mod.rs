@@ -1,6 +1,6 @@
 //! Supervision: launch as PID 1 (or as a child subreaper when it is not PID 1).
 //!
-//! The PID-1 mechanics are [`crate::init`]'s: one loop waits on signals, child output
+//! The PID-1 mechanics are `init`'s: one loop waits on signals, child output
 //! pipes and the nearest deadline; clean children are spawned, every ended child reaped,
 //! and what is left ended. Here, one `Supervisor` with a module per concern: `table`
 //! (each process and its state), `start` (adopting a spec, starting in dependency
