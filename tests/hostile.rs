@@ -675,7 +675,7 @@ proptest::proptest! {
         });
         let trust = Trust::default();
         for _ in 0..3 {
-            let _ = launch::atomic::write(
+            let _ = launch::volume::atomic::write(
                 &dir.join("app.conf"),
                 b"rendered\n",
                 Attributes::owned(0o644, Some((APP_UID, APP_UID))),

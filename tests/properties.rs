@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use serde_yaml::{Mapping, Value};
 
-use launch::pillar::Pillar;
-use launch::spec::Seed;
+use launch::config::pillar::Pillar;
+use launch::config::spec::Seed;
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -313,10 +313,10 @@ proptest! {
             let dirs = ["", "a", "a/x", "b", "new"].iter().map(|d| volume.join(d)).collect();
             Swapper::start(dirs, outside.clone(), fifo_first)
         });
-        let _ = launch::seed::apply(&seeds, &project, &volume);
+        let _ = launch::volume::seed::apply(&seeds, &project, &volume);
         if let Some(swapper) = swapper {
             swapper.finish();
-            let _ = launch::seed::apply(&seeds, &project, &volume);
+            let _ = launch::volume::seed::apply(&seeds, &project, &volume);
         }
         prop_assert_eq!(snapshot(&outside), outside_before, "outside the volume changed");
         let after = snapshot(&volume);
@@ -414,8 +414,8 @@ proptest! {
             ("project/launch.yml", &format!("templates:\n  - {{src: templates/t, dest: /nonexistent/t}}\n{spec}")),
             ("project/templates/t", &template),
         ]);
-        let options = launch::reconfigure::Options {
-            layout: launch::layout::LayoutArgs {
+        let options = launch::config::reconfigure::Options {
+            layout: launch::config::layout::LayoutArgs {
                 root: Some(root.clone()),
                 ..Default::default()
             },
@@ -423,7 +423,7 @@ proptest! {
             track_origins: true,
         };
         // Only the first step: load, merge, render and parse in memory; nothing written.
-        let _ = launch::reconfigure::plan(&options);
+        let _ = launch::config::reconfigure::plan(&options);
         fs::remove_dir_all(&root).unwrap();
     }
 
@@ -439,7 +439,7 @@ proptest! {
     ) {
         let text = lines.join("\n");
         let dir = project_with(&[("ssh/k.pub", &text)]).join("ssh");
-        let (keys, refused) = launch::ssh::read_keys(&dir, false);
+        let (keys, refused) = launch::volume::ssh::read_keys(&dir, false);
         for bad in &refused {
             let text = bad.to_string();
             prop_assert!(text.contains("k.pub:"), "no file:line in {text:?}");
@@ -517,7 +517,7 @@ const EVERY_PLACE: &str = r#"processes:
 "#;
 
 /// The spec of EVERY_PLACE with `pillar.v` set to `value`.
-fn spec_with(value: &str) -> Result<launch::spec::Spec, String> {
+fn spec_with(value: &str) -> Result<launch::config::spec::Spec, String> {
     let mut pillar = Mapping::new();
     pillar.insert(Value::String("v".into()), Value::String(value.into()));
     let pillar = serde_yaml::to_string(&pillar).map_err(|e| e.to_string())?;
@@ -525,15 +525,15 @@ fn spec_with(value: &str) -> Result<launch::spec::Spec, String> {
         ("project/pillar.yml", &pillar),
         ("project/launch.yml", EVERY_PLACE),
     ]);
-    let options = launch::reconfigure::Options {
-        layout: launch::layout::LayoutArgs {
+    let options = launch::config::reconfigure::Options {
+        layout: launch::config::layout::LayoutArgs {
             root: Some(root.clone()),
             ..Default::default()
         },
         sets: vec![],
         track_origins: false,
     };
-    let plan = launch::reconfigure::plan(&options);
+    let plan = launch::config::reconfigure::plan(&options);
     fs::remove_dir_all(&root).unwrap();
     match plan {
         Ok(plan) => Ok(plan.spec),
@@ -551,14 +551,14 @@ proptest! {
     fn no_pillar_value_changes_the_structure_of_the_spec(
         pieces in prop::collection::vec(syntax_piece(), 0..12),
     ) {
-        use launch::spec::Command::{Exec, Shell};
+        use launch::config::spec::Command::{Exec, Shell};
         let v = pieces.concat();
         let harmless = spec_with("ok").unwrap();
         let spec = spec_with(&v).map_err(|e| TestCaseError::fail(format!("{v:?} refused:\n{e}")))?;
-        let names = |s: &launch::spec::Spec| s.processes.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        let names = |s: &launch::config::spec::Spec| s.processes.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
         prop_assert_eq!(names(&spec), names(&harmless));
         // The keys named by the value, written as the harmless spec's.
-        let keys = |p: &launch::spec::Process, v: &str| {
+        let keys = |p: &launch::config::spec::Process, v: &str| {
             let mut keys: Vec<String> = p
                 .env
                 .keys()

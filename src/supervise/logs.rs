@@ -7,7 +7,7 @@
 //! A pipe is read for at most [`BUDGET`] bytes per turn of the loop: a process that
 //! writes as fast as it can must not keep launch from its other events, and the pipe,
 //! watched level-triggered, wakes the loop again at once for the rest. Lines go out
-//! through [`Outputs`], which never blocks (and drops lines for a stuck reader).
+//! through `init::output::Outputs`, which never blocks (and drops lines for a stuck reader).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 

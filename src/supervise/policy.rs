@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::config::spec::{Kind, Process, Restart, order};
 use crate::exit::Exit;
-use crate::spec::{Process, Restart};
 
 /// The first restart waits this long; each further one twice as long...
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -21,6 +21,38 @@ pub fn restarts(policy: Restart, exit: Exit) -> bool {
         Restart::Always => true,
         Restart::OnFailure => !exit.success(),
         Restart::Never => false,
+    }
+}
+
+/// What follows the end of a process that ended on its own while launch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterExit {
+    /// A oneshot that succeeded: done.
+    Finished,
+    /// Started again after a backoff.
+    Restart,
+    /// Not started again: `failed` marks it failed (a crash loop, a failed oneshot)
+    /// rather than exited, and `fatal` stops launch.
+    Rest {
+        /// Failed, rather than exited.
+        failed: bool,
+        /// The container stops.
+        fatal: bool,
+    },
+}
+
+/// What follows an `exit` of `process`; `looping` says its exits make a crash loop.
+pub fn after_exit(process: &Process, exit: Exit, looping: bool) -> AfterExit {
+    let oneshot = process.kind == Kind::Oneshot;
+    if oneshot && exit.success() {
+        return AfterExit::Finished;
+    }
+    if restarts(process.restart, exit) && !looping {
+        return AfterExit::Restart;
+    }
+    AfterExit::Rest {
+        failed: looping || oneshot,
+        fatal: process.critical || (oneshot && !process.optional),
     }
 }
 
@@ -52,43 +84,12 @@ impl ExitHistory {
 }
 
 /// Each process's level: 0 for no dependencies, else one more than its deepest
-/// dependency. Processes start level by level and stop in reverse. (The spec has
-/// already refused cycles and unknown names; any left are treated as level 0.)
+/// dependency. Processes start level by level and stop in reverse. The walk is the
+/// spec's own ([`order::levels`]), which has already refused cycles; should one reach
+/// here, every process is level 0.
 pub fn levels(processes: &[Process]) -> BTreeMap<String, usize> {
-    let deps: BTreeMap<&str, &[String]> = processes
-        .iter()
-        .map(|p| (p.name.as_str(), p.depends_on.as_slice()))
-        .collect();
-    let mut levels = BTreeMap::new();
-    fn level<'a>(
-        name: &'a str,
-        deps: &BTreeMap<&'a str, &'a [String]>,
-        done: &mut BTreeMap<String, usize>,
-        depth: usize,
-    ) -> usize {
-        if let Some(&l) = done.get(name) {
-            return l;
-        }
-        if depth > deps.len() {
-            return 0;
-        }
-        let l = deps
-            .get(name)
-            .map(|ds| {
-                ds.iter()
-                    .filter(|d| deps.contains_key(d.as_str()))
-                    .map(|d| level(d, deps, done, depth + 1) + 1)
-                    .max()
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0);
-        done.insert(name.to_string(), l);
-        l
-    }
-    for p in processes {
-        level(&p.name, &deps, &mut levels, 0);
-    }
-    levels
+    order::levels(processes)
+        .unwrap_or_else(|_| processes.iter().map(|p| (p.name.clone(), 0)).collect())
 }
 
 #[cfg(test)]
@@ -109,6 +110,43 @@ mod tests {
             for (exit, want) in [ok, failed, killed].into_iter().zip(expected) {
                 assert_eq!(restarts(policy, exit), want, "{policy:?} {exit:?}");
             }
+        }
+    }
+
+    #[test]
+    fn what_follows_an_exit() {
+        use AfterExit::{Finished, Rest, Restart as Again};
+        use Kind::{Oneshot, Service};
+        use Restart::{Always, Never, OnFailure};
+        let (ok, bad) = (Exit::Code(0), Exit::Code(1));
+        let rest = |failed, fatal| Rest { failed, fatal };
+        // kind, restart, critical, optional, exit, looping => what follows
+        #[rustfmt::skip]
+        let table = [
+            (Oneshot, Never,     false, false, ok,  false, Finished),
+            (Oneshot, Never,     false, false, ok,  true,  Finished),
+            (Oneshot, Never,     false, false, bad, false, rest(true, true)),
+            (Oneshot, Never,     false, true,  bad, false, rest(true, false)),
+            (Oneshot, OnFailure, false, true,  bad, false, Again),
+            (Oneshot, OnFailure, false, true,  bad, true,  rest(true, false)),
+            (Service, Always,    false, false, ok,  false, Again),
+            (Service, Always,    false, false, bad, true,  rest(true, false)),
+            (Service, Always,    true,  false, bad, true,  rest(true, true)),
+            (Service, OnFailure, false, false, ok,  false, rest(false, false)),
+            (Service, OnFailure, true,  false, ok,  false, rest(false, true)),
+            (Service, Never,     false, false, bad, false, rest(false, false)),
+            (Service, Never,     true,  false, bad, false, rest(false, true)),
+        ];
+        for (kind, restart, critical, optional, exit, looping, want) in table {
+            let p = Process {
+                kind,
+                restart,
+                critical,
+                optional,
+                ..Process::service("p", vec!["true".into()])
+            };
+            let row = (kind, restart, critical, optional, exit, looping);
+            assert_eq!(after_exit(&p, exit, looping), want, "{row:?}");
         }
     }
 

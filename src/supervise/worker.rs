@@ -1,4 +1,4 @@
-//! The supervisor's side of the configuration worker ([`crate::configure_worker`]):
+//! The supervisor's side of the configuration worker ([`crate::config::configure_worker`]):
 //! start it (at start-up, on SIGHUP, on `launch reload`), read its answer from a pipe
 //! without blocking, kill it (and its check commands) at its deadline, and act on what
 //! it came to. One worker at a time: a reload asked for while one runs is queued, and
@@ -12,11 +12,13 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use super::spawn::{self, ChildSetup, Extra};
-use super::{Mode, Phase, Supervisor, cleanup, signals::send};
-use crate::configure_worker::{self, Limits, Outcome};
+use super::{Mode, Phase, Supervisor};
+use crate::config::configure_worker::{self, Limits, Outcome};
 use crate::control;
 use crate::exit::{Exit, code};
+use crate::init::cleanup;
+use crate::init::signals::send;
+use crate::init::spawn::{self, ChildSetup, Extra};
 
 /// The most a worker may answer; a spec is far smaller.
 const MAX_ANSWER: usize = 16 << 20;
@@ -118,7 +120,7 @@ impl Configuring {
 
 impl Worker {
     /// Reads what the pipe holds now; at its end, stops watching it.
-    fn pump(&mut self, events: &super::events::EventLoop) {
+    fn pump(&mut self, events: &crate::init::events::EventLoop) {
         let Some(pipe) = &self.pipe else {
             return;
         };
@@ -435,7 +437,7 @@ impl Supervisor {
 /// Starts `launch __configure` with its answer pipe as descriptor 3, working from `/`
 /// as launch does.
 fn spawn_worker(
-    options: &crate::reconfigure::Options,
+    options: &crate::config::reconfigure::Options,
     limits: &Limits,
     setup: &ChildSetup,
 ) -> Result<(Pid, OwnedFd), String> {

@@ -1,0 +1,145 @@
+//! The control socket: a running `launch run` answers `launch status`, `health`,
+//! `reload`, `restart NAME`, `stop NAME` and `start NAME` on a Unix socket that only
+//! root can reach (a 0700 directory, and the peer's uid checked with SO_PEERCRED).
+//!
+//! The protocol is one request line; the answer is text, ending with `exit N`, the
+//! client's exit code.
+//!
+//! - `server`: the socket the supervisor's loop answers on.
+//! - `client`: the commands that ask a running launch.
+//! - `status`: what `launch status` shows.
+
+mod client;
+mod server;
+mod status;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the socket is unless `--control` or `$LAUNCH_CONTROL` says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/launch/control.sock";
+
+/// How long a client may take to send its request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Errors of the control socket.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The socket could not be created.
+    #[error(
+        "{path}: cannot create the control socket: {source}\n  fix: make its directory writable by root, or give --control PATH"
+    )]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// A request from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `status`, `status --json`.
+    Status {
+        /// As JSON.
+        json: bool,
+    },
+    /// `health`.
+    Health,
+    /// `reload`.
+    Reload,
+    /// `restart NAME`.
+    Restart(String),
+    /// `stop NAME`.
+    Stop(String),
+    /// `start NAME`.
+    Start(String),
+}
+
+impl Request {
+    /// Reads a request line.
+    pub fn parse(line: &str) -> Option<Request> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        Some(match words.as_slice() {
+            ["status"] => Request::Status { json: false },
+            ["status", "--json"] => Request::Status { json: true },
+            ["health"] => Request::Health,
+            ["reload"] => Request::Reload,
+            ["restart", name] => Request::Restart(name.to_string()),
+            ["stop", name] => Request::Stop(name.to_string()),
+            ["start", name] => Request::Start(name.to_string()),
+            _ => return None,
+        })
+    }
+
+    /// The request line.
+    pub fn line(&self) -> String {
+        match self {
+            Request::Status { json: false } => "status".into(),
+            Request::Status { json: true } => "status --json".into(),
+            Request::Health => "health".into(),
+            Request::Reload => "reload".into(),
+            Request::Restart(n) => format!("restart {n}"),
+            Request::Stop(n) => format!("stop {n}"),
+            Request::Start(n) => format!("start {n}"),
+        }
+    }
+}
+
+/// Where a running `launch run` records its `--set` flags: beside its socket.
+pub fn sets_file(socket: &Path) -> PathBuf {
+    socket.with_file_name("sets.json")
+}
+
+/// Records the `--set` flags of `launch run`, so that `launch check` and `launch
+/// reconfigure` inside the container apply them too (0600, root's, beside the socket).
+pub fn record_sets(socket: &Path, sets: &[String]) -> Result<(), String> {
+    let file = sets_file(socket);
+    let text = serde_json::to_string(sets).map_err(|e| e.to_string())?;
+    crate::volume::atomic::write(
+        &file,
+        text.as_bytes(),
+        crate::volume::atomic::Attributes::mode(0o600),
+        &crate::volume::access::Trust::default(),
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// The `--set` flags a running launch recorded; none when there is no record.
+pub fn recorded_sets(socket: &Path) -> Vec<String> {
+    let file = sets_file(socket);
+    let limit = crate::volume::access::max_file_size();
+    match crate::volume::access::read_path(&file, &crate::volume::access::Trust::default(), limit) {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+pub use client::call;
+pub use server::{Server, respond};
+pub use status::{ProcessStatus, status_table};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        for r in [
+            Request::Status { json: true },
+            Request::Status { json: false },
+            Request::Health,
+            Request::Reload,
+            Request::Restart("a".into()),
+            Request::Stop("b".into()),
+            Request::Start("c".into()),
+        ] {
+            assert_eq!(Request::parse(&r.line()), Some(r));
+        }
+        assert_eq!(Request::parse("restart"), None);
+        assert_eq!(Request::parse("rm -rf /"), None);
+    }
+}

@@ -1,0 +1,296 @@
+//! Starting processes: adopting a spec (what a reload added, changed or removed), and
+//! starting each process once what it depends on is satisfied, as its user.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::time::Instant;
+
+use nix::unistd::Pid;
+
+use super::logs::{LogPipe, Stream};
+use super::table::{Managed, Readiness, State, Then, Watch};
+use super::{Mode, ORPHAN_GRACE_MIN, Phase, Supervisor, pipe, policy};
+use crate::config::spec::{self, Process, ReadyCheck};
+use crate::exit::{Exit, code};
+use crate::init::cleanup;
+use crate::init::reap::Children;
+use crate::init::signals::{self, send};
+use crate::init::spawn::{self, Credentials, Extra};
+use crate::volume::users::{Accounts, UserError};
+
+impl Supervisor {
+    /// Takes a (new) spec: adds, changes and removes processes; `notified` are the
+    /// processes whose templates changed.
+    pub(super) fn adopt_spec(&mut self, spec: spec::Spec, notified: &BTreeSet<String>) {
+        if let Mode::Run { grace, .. } = &mut self.mode {
+            *grace = spec.shutdown.grace;
+        }
+        let levels = policy::levels(&spec.processes);
+        let wanted: BTreeSet<String> = spec.processes.iter().map(|p| p.name.clone()).collect();
+        for i in 0..self.procs.len() {
+            if !wanted.contains(&self.procs[i].spec.name) {
+                self.log(format!(
+                    "{} is no longer in the spec: stopping it",
+                    self.procs[i].spec.name
+                ));
+                self.stop(i, Then::Remove);
+            }
+        }
+        self.procs
+            .retain(|p| wanted.contains(&p.spec.name) || p.pid().is_some());
+        for process in spec.processes {
+            let level = levels.get(&process.name).copied().unwrap_or(0);
+            match self.procs.iter().position(|p| p.spec.name == process.name) {
+                None => self.procs.push(Managed::new(process, level)),
+                Some(i) => {
+                    let changed = {
+                        let mut old = self.procs[i].spec.clone();
+                        old.line = process.line;
+                        // Whether lines are prefixed follows from how many processes
+                        // there are: adding one must not restart the others. It takes
+                        // effect at their next start.
+                        old.log_prefix = process.log_prefix;
+                        old != process
+                    };
+                    self.procs[i].level = level;
+                    if changed {
+                        self.log(format!(
+                            "{} changed in the spec: restarting it",
+                            process.name
+                        ));
+                        self.procs[i].spec = process;
+                        self.restart(i);
+                    } else if notified.contains(&process.name) {
+                        self.notify(i);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A changed template: the reload signal, or a restart.
+    pub(super) fn notify(&mut self, i: usize) {
+        let p = &self.procs[i];
+        match (p.spec.reload_signal, p.state) {
+            (Some(signo), State::Running { pid }) => {
+                self.log(format!(
+                    "{}: its configuration changed: sending {}",
+                    p.spec.name,
+                    signals::name(signo)
+                ));
+                let _ = send(Pid::from_raw(-pid.as_raw()), signo);
+            }
+            (None, State::Running { .. }) => {
+                self.log(format!(
+                    "{}: its configuration changed: restarting it",
+                    p.spec.name
+                ));
+                self.restart(i);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn restart(&mut self, i: usize) {
+        if self.procs[i].pid().is_some() {
+            self.stop(i, Then::Restart);
+        } else {
+            let p = &mut self.procs[i];
+            p.state = State::Waiting;
+            p.attempt = 0;
+        }
+    }
+
+    /// Starts every waiting process whose dependencies are satisfied; during shutdown,
+    /// stops the highest level still running.
+    pub(super) fn advance(&mut self) {
+        match self.phase {
+            Phase::Running => {
+                // A process started here may satisfy others at once (no readiness check):
+                // go round until nothing more can start.
+                // The common case (every wake-up of an idle launch): nothing waits.
+                while self.procs.iter().any(|p| p.state == State::Waiting) {
+                    let satisfied: BTreeSet<String> = self
+                        .procs
+                        .iter()
+                        .filter(|p| p.satisfies())
+                        .map(|p| p.spec.name.clone())
+                        .collect();
+                    let startable: Vec<usize> = (0..self.procs.len())
+                        .filter(|&i| {
+                            self.procs[i].state == State::Waiting
+                                && self.procs[i]
+                                    .spec
+                                    .depends_on
+                                    .iter()
+                                    .all(|d| satisfied.contains(d))
+                        })
+                        .collect();
+                    if startable.is_empty() || self.phase != Phase::Running {
+                        break;
+                    }
+                    for i in startable {
+                        self.start(i);
+                    }
+                }
+                if matches!(self.mode, Mode::Run { .. })
+                    && self.phase == Phase::Running
+                    && self.configuring.configured
+                    && self.procs.iter().all(|p| {
+                        matches!(
+                            p.state,
+                            State::Exited(_) | State::Failed(_) | State::Stopped
+                        )
+                    })
+                {
+                    self.log("no process left to supervise".into());
+                    self.begin_shutdown(0, "nothing left to run");
+                }
+            }
+            Phase::Stopping { grace_until, code } => {
+                let alive: Vec<usize> = (0..self.procs.len())
+                    .filter(|&i| self.procs[i].pid().is_some())
+                    .collect();
+                match alive.iter().map(|&i| self.procs[i].level).max() {
+                    Some(top) => {
+                        for i in alive {
+                            if self.procs[i].level == top
+                                && matches!(self.procs[i].state, State::Running { .. })
+                            {
+                                self.stop(i, Then::Rest);
+                            }
+                        }
+                    }
+                    None => {
+                        // Nothing may ever have run, and so no SIGCHLD have told whether
+                        // any child is left: ask.
+                        self.reap();
+                        // The managed processes are gone: now whatever they left behind.
+                        if self.children == Children::Remain {
+                            cleanup::signal_all(self.scope, libc::SIGTERM);
+                        }
+                        let until = grace_until.max(Instant::now() + ORPHAN_GRACE_MIN);
+                        self.phase = Phase::Draining { until, code };
+                    }
+                }
+            }
+            Phase::Draining { .. } | Phase::Killing { .. } => {}
+        }
+    }
+
+    pub(super) fn start(&mut self, i: usize) {
+        let now = Instant::now();
+        let spec = self.procs[i].spec.clone();
+        let mut extra = Extra {
+            cwd: spec.cwd.clone(),
+            umask: spec.umask,
+            close_fds: true,
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..Extra::default()
+        };
+        if let Err(e) = run_as(&spec, &mut extra) {
+            // Never started with launch's own credentials instead. Counted as a failed
+            // start, so the restart policy and its backoff apply: a reload that brings
+            // the user back heals it, a user that stays missing ends in the give-up (and
+            // stops the container when the process is critical).
+            let message = format!(
+                "{}: not started (and never as launch's own user instead): {e}",
+                spec.name
+            );
+            self.failed_start(i, now, message, code::CONFIG);
+            return;
+        }
+        let mut new_watches = Vec::new();
+        if spec.log_prefix {
+            for stream in [Stream::Stdout, Stream::Stderr] {
+                if let Some((read, write)) = pipe() {
+                    match stream {
+                        Stream::Stdout => extra.stdout = Some(write),
+                        Stream::Stderr => extra.stderr = Some(write),
+                    }
+                    new_watches.push(Watch::Log(LogPipe::new(read, stream, &spec.name)));
+                }
+            }
+        }
+        if let Some(ReadyCheck::NotifyFd(n)) = spec.ready.as_ref().map(|r| &r.check) {
+            if let Some((read, write)) = pipe() {
+                extra.notify = Some((write, *n));
+                new_watches.push(Watch::Notify {
+                    process: spec.name.clone(),
+                    fd: read,
+                });
+            }
+        }
+        let argv: Vec<OsString> = spec
+            .command
+            .argv()
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        let result = spawn::spawn_with(&argv, &self.setup, extra);
+        for watch in new_watches {
+            self.watch(watch);
+        }
+        let p = &mut self.procs[i];
+        p.started = Some(now);
+        p.ready = false;
+        p.readiness = spec.ready.as_ref().map(|r| Readiness {
+            deadline: now + r.timeout,
+            next_try: now,
+            check_pid: None,
+        });
+        match result {
+            Ok(pid) => {
+                p.state = State::Running { pid };
+                if p.readiness.is_none() {
+                    p.ready = true;
+                }
+                let message = format!("{} started (pid {pid})", spec.name);
+                self.log(message);
+            }
+            Err(e) => {
+                let message = format!("{}: cannot start: {e}", spec.name);
+                self.failed_start(i, now, message, e.exit_code());
+            }
+        }
+    }
+
+    /// Process `i` could not be started at `now`: like a crash with `code`, the same
+    /// backoff, so that a missing binary or user neither spins nor starves the others.
+    pub(super) fn failed_start(&mut self, i: usize, now: Instant, message: String, code: i32) {
+        self.log(message);
+        let p = &mut self.procs[i];
+        p.started = Some(now);
+        p.ready = false;
+        p.readiness = None;
+        // Its state stays what it was (waiting): `ended` decides what follows.
+        self.ended(i, Exit::Code(code));
+    }
+}
+
+/// Sets `extra` to run as the process's user (and group), with `HOME`, `USER` and
+/// `LOGNAME` to match. The accounts are read afresh at every start: a copy from a minute
+/// ago may lack a user a reload has added since, or still hold one removed.
+pub(super) fn run_as(spec: &Process, extra: &mut Extra) -> Result<(), UserError> {
+    let Some(user) = &spec.user else {
+        return Ok(());
+    };
+    let found = Accounts::read(std::path::Path::new("/"))?.resolve(user, spec.group.as_deref())?;
+    extra
+        .env
+        .push(("HOME".into(), found.home.display().to_string()));
+    extra.env.push(("USER".into(), found.name.clone()));
+    extra.env.push(("LOGNAME".into(), found.name.clone()));
+    extra.user = Some(Credentials {
+        uid: found.uid,
+        gid: found.gid,
+        groups: std::iter::once(found.gid)
+            .chain(found.groups.iter().copied())
+            .collect(),
+    });
+    Ok(())
+}
