@@ -214,16 +214,7 @@ impl Plan {
             })
         };
         let argv: Vec<CString> = argv.iter().map(nul).collect::<Result<_, _>>()?;
-        // launch's environment, with the process's own variables on top.
-        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
-            .filter(|(k, _)| {
-                !extra
-                    .env
-                    .iter()
-                    .any(|(name, _)| k.as_bytes() == name.as_bytes())
-            })
-            .collect();
-        env.extend(extra.env.iter().map(|(k, v)| (k.into(), v.into())));
+        let env = environment(extra);
         let envp: Vec<CString> = env
             .iter()
             .filter_map(|(k, v)| {
@@ -241,20 +232,7 @@ impl Plan {
                 || DEFAULT_PATH.to_string(),
                 |(_, v)| v.to_string_lossy().into_owned(),
             );
-        let candidates = if program.as_bytes().contains(&b'/') {
-            vec![argv[0].clone()]
-        } else {
-            path_text
-                .split(':')
-                .map(|dir| if dir.is_empty() { "." } else { dir })
-                .filter_map(|dir| {
-                    let mut full = dir.as_bytes().to_vec();
-                    full.push(b'/');
-                    full.extend_from_slice(program.as_bytes());
-                    CString::new(full).ok()
-                })
-                .collect()
-        };
+        let candidates = candidates(program, &argv[0], &path_text);
         let cwd_path = extra.cwd.as_ref().or(setup.cwd.as_ref());
         let cwd = cwd_path
             .map(|c| CString::new(c.as_os_str().as_bytes()))
@@ -308,6 +286,38 @@ impl Plan {
         plan.envp_ptrs.push(std::ptr::null());
         Ok(plan)
     }
+}
+
+/// launch's environment, with the process's own variables on top.
+fn environment(extra: &Extra) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| {
+            !extra
+                .env
+                .iter()
+                .any(|(name, _)| k.as_bytes() == name.as_bytes())
+        })
+        .collect();
+    env.extend(extra.env.iter().map(|(k, v)| (k.into(), v.into())));
+    env
+}
+
+/// Where `program` may be, in order: itself when it names a path, else each directory
+/// of `path_text` (an empty one is the current directory), as execvp would look.
+fn candidates(program: &OsString, argv0: &CString, path_text: &str) -> Vec<CString> {
+    if program.as_bytes().contains(&b'/') {
+        return vec![argv0.clone()];
+    }
+    path_text
+        .split(':')
+        .map(|dir| if dir.is_empty() { "." } else { dir })
+        .filter_map(|dir| {
+            let mut full = dir.as_bytes().to_vec();
+            full.push(b'/');
+            full.extend_from_slice(program.as_bytes());
+            CString::new(full).ok()
+        })
+        .collect()
 }
 
 /// The shell that runs a script without a `#!` line.
