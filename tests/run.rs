@@ -847,6 +847,8 @@ fn tcp_and_command_readiness_env_cwd_and_umask() {
     );
     let mut launch = start(&p);
     wait_for_file(&p.path("out/umask"), Duration::from_secs(15));
+    // "app started" is logged after the spawn returns: the file can come first.
+    stderr_has(&launch, "app started", Duration::from_secs(10));
     let log = launch.stderr.text();
     let at = |needle: &str| {
         log.find(needle)
