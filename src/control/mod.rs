@@ -8,8 +8,10 @@
 //! - `server`: the socket the supervisor's loop answers on.
 //! - `client`: the commands that ask a running launch.
 //! - `status`: what `launch status` shows.
+//! - [`metrics`]: the optional Prometheus listener (`metrics: {listen: ADDR}`).
 
 mod client;
+pub mod metrics;
 mod server;
 mod status;
 

@@ -21,6 +21,7 @@ use table::Watch;
 
 mod answers;
 pub mod logs;
+mod metrics;
 pub mod policy;
 pub mod ready;
 mod relay;
@@ -247,6 +248,8 @@ struct Supervisor {
     log_json: bool,
     /// The control socket and its token.
     control: Option<(u64, control::Server)>,
+    /// The metrics listener (`metrics: {listen:}` in the spec) and its token.
+    metrics: Option<(u64, control::metrics::Listener)>,
     /// The configuration worker (`launch run`).
     configuring: worker::Configuring,
     /// What stopped processes left behind, each to be killed at its time.
@@ -289,6 +292,7 @@ impl Supervisor {
             verbose,
             log_json: false,
             control: None,
+            metrics: None,
             configuring: worker::Configuring::default(),
             leftovers: Vec::new(),
             out: RefCell::new(Outputs::open()),

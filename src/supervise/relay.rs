@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::Supervisor;
 use super::logs::Stream;
+use super::metrics::metrics_body;
 use super::table::Watch;
 use crate::control::{self, Request};
 use crate::exit::code;
@@ -98,6 +99,7 @@ impl Supervisor {
             Watch::Log(pipe) if self.out_paused[stream_index(pipe.stream)] => Ok(()),
             Watch::Log(pipe) => self.events.watch(pipe.fd.as_fd(), token),
             Watch::Notify { fd, .. } => self.events.watch(fd.as_fd(), token),
+            Watch::Metrics { stream, .. } => self.events.watch(stream.as_fd(), token),
         };
         if registered.is_ok() {
             self.watches.insert(token, watch);
@@ -130,11 +132,23 @@ impl Supervisor {
         if self.configuring.watches(token) {
             return self.worker_readable();
         }
+        if self.metrics.as_ref().is_some_and(|(t, _)| *t == token) {
+            return self.metrics_accept();
+        }
         let Some(watch) = self.watches.get_mut(&token) else {
             return;
         };
         let (open, ready_process) = match watch {
             Watch::Log(pipe) => (pipe.pump(&mut self.out.borrow_mut()), None),
+            Watch::Metrics { stream, request } => {
+                if control::metrics::read_request(stream, request) {
+                    let body = metrics_body(&self.procs, &self.configuring);
+                    control::metrics::respond(stream, &body);
+                    (false, None)
+                } else {
+                    (true, None)
+                }
+            }
             Watch::Notify { process, fd } => {
                 let mut buf = [0u8; 512];
                 match nix::unistd::read(&*fd, &mut buf) {
@@ -153,6 +167,7 @@ impl Supervisor {
                 let fd = match &watch {
                     Watch::Log(pipe) => pipe.fd.as_fd(),
                     Watch::Notify { fd, .. } => fd.as_fd(),
+                    Watch::Metrics { stream, .. } => stream.as_fd(),
                 };
                 let _ = self.events.unwatch(fd);
             }

@@ -25,6 +25,7 @@ impl Supervisor {
         if let Mode::Run { grace, .. } = &mut self.mode {
             *grace = spec.shutdown.grace;
         }
+        self.adopt_metrics(spec.metrics);
         let levels = policy::levels(&spec.processes);
         let wanted: BTreeSet<String> = spec.processes.iter().map(|p| p.name.clone()).collect();
         for i in 0..self.procs.len() {

@@ -150,4 +150,9 @@ pub(super) enum Watch {
     Log(LogPipe),
     /// A readiness pipe of the named process.
     Notify { process: String, fd: OwnedFd },
+    /// A connection to the metrics listener, and what it sent so far.
+    Metrics {
+        stream: std::net::TcpStream,
+        request: Vec<u8>,
+    },
 }

@@ -37,6 +37,8 @@ pub(super) struct Configuring {
     pub(super) configured: bool,
     /// What the last reload came to, for `launch status`.
     pub(super) last_reload: Option<LastReload>,
+    /// How many reloads came to each result, for the metrics.
+    pub(super) reloads: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// The last reload, as `launch status` shows it.
@@ -426,6 +428,7 @@ impl Supervisor {
 
 impl Supervisor {
     fn record_reload(&mut self, result: &'static str, lines: Vec<String>) {
+        *self.configuring.reloads.entry(result).or_default() += 1;
         self.configuring.last_reload = Some(LastReload {
             at: std::time::SystemTime::now(),
             result,

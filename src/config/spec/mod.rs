@@ -82,6 +82,10 @@ pub struct Spec {
     pub shutdown: Shutdown,
     /// Owner of the volume's `data/` (the app user), as uid and gid.
     pub data_owner: Option<(u32, u32)>,
+    /// Where launch serves its metrics (Prometheus text format at /metrics); off when
+    /// `None`.
+    #[serde(default)]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// A template and where its output goes.
@@ -302,6 +306,9 @@ pub fn parse(file: &Path, text: &SpecText, accounts: &Accounts) -> Result<Spec, 
     if let Some(raw) = top.shutdown {
         shutdown::parse(&mut c, raw, &mut spec.shutdown);
     }
+    if let Some(raw) = top.metrics {
+        spec.metrics = metrics_listen(&mut c, raw);
+    }
     if c.errors.is_empty() {
         Ok(spec)
     } else {
@@ -378,3 +385,22 @@ impl fmt::Display for Kind {
 
 #[cfg(test)]
 mod tests;
+
+/// `metrics: {listen: "0.0.0.0:9100"}`: an address and port, no host name (resolving one
+/// could stall PID 1).
+fn metrics_listen(c: &mut Checker, raw: serde_yaml::Value) -> Option<std::net::SocketAddr> {
+    let path = [Seg::from("metrics")];
+    let m = c.entry::<raw::RawMetrics>(raw, &path, "metrics")?;
+    let at = [Seg::from("metrics"), Seg::from("listen")];
+    match m.listen.replacen("localhost:", "127.0.0.1:", 1).parse() {
+        Ok(address) => Some(address),
+        Err(_) => {
+            c.error(
+                &at,
+                format!("metrics listen {:?} is not an address and port", m.listen),
+                "write IP:PORT: 0.0.0.0:9100 for every interface, 127.0.0.1:9100 for this container only",
+            );
+            None
+        }
+    }
+}

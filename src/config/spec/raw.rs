@@ -23,6 +23,14 @@ pub(super) struct RawTop {
     pub(super) shutdown: Option<Value>,
     #[serde(default)]
     pub(super) data_owner: Option<String>,
+    #[serde(default)]
+    pub(super) metrics: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) listen: String,
 }
 
 #[derive(Deserialize)]
