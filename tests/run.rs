@@ -433,7 +433,9 @@ fn a_process_runs_as_its_user() {
     let status = wait_until(Duration::from_secs(10), || {
         children_of(launch.pid).into_iter().find_map(|pid| {
             let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            s.contains("sleep").then_some(s)
+            // Once it has exec'd sleep (not "State: D (disk sleep)" of a child still
+            // between fork and exec).
+            s.lines().any(|l| l == "Name:\tsleep").then_some(s)
         })
     })
     .unwrap();
