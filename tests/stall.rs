@@ -54,6 +54,16 @@ fn wait_file(path: &std::path::Path) {
         .unwrap_or_else(|| panic!("{} never appeared", path.display()));
 }
 
+/// The app's pid, once `echo $$ >` has written it (the file exists a moment before).
+fn app_pid(p: &Project) -> String {
+    wait_until(Duration::from_secs(20), || {
+        fs::read_to_string(p.path("out/app.pid"))
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    })
+    .unwrap_or_else(|| panic!("the app never wrote its pid"))
+}
+
 /// `launch status` or `reload` against the project's launch: code, output, time taken.
 fn control(p: &Project, request: &str) -> (i32, String, Duration) {
     let started = Instant::now();
@@ -105,8 +115,7 @@ fn a_hung_check_in_a_reload_leaves_pid_1_answering_reaping_and_stopping() {
     let p = project("stall-hung-check");
     let launch = start(&p, &[], &[]);
     wait_log(&launch, "app started");
-    wait_file(&p.path("out/app.pid"));
-    let pid = fs::read_to_string(p.path("out/app.pid")).unwrap();
+    let pid = app_pid(&p);
 
     fs::write(p.path("out/hang"), "").unwrap();
     p.write("data/configuration/pillar.yml", "port: 2\n");
@@ -133,8 +142,7 @@ fn a_reload_past_its_deadline_is_abandoned_and_a_queued_one_follows() {
     let p = project("stall-deadline");
     let launch = start(&p, &["--reload-timeout", "2s"], &[]);
     wait_log(&launch, "app started");
-    wait_file(&p.path("out/app.pid"));
-    let pid = fs::read_to_string(p.path("out/app.pid")).unwrap();
+    let pid = app_pid(&p);
 
     fs::write(p.path("out/hang"), "").unwrap();
     p.write("data/configuration/pillar.yml", "port: 2\n");
@@ -183,8 +191,7 @@ fn a_reload_worker_that_runs_out_of_memory_or_is_killed_costs_only_that_reload()
     let p = project("stall-worker-dies");
     let launch = start(&p, &[], &[("LAUNCH_RELOAD_MEMORY", "64M")]);
     wait_log(&launch, "app started");
-    wait_file(&p.path("out/app.pid"));
-    let pid = fs::read_to_string(p.path("out/app.pid")).unwrap();
+    let pid = app_pid(&p);
 
     // A pillar whose parsing needs hundreds of megabytes.
     let mut big = String::from("port: 2\nbig:\n");
