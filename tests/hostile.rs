@@ -72,14 +72,6 @@ fn start(p: &Project) -> Launched {
     Launched::spawn(Mode::Pid1, cmd)
 }
 
-fn wait_log(launch: &Launched, needle: &str) {
-    assert!(
-        launch.stderr.wait_for(needle, Duration::from_secs(15)),
-        "no {needle:?} in the log:\n{}",
-        launch.stderr.text()
-    );
-}
-
 /// `launch status` against a running launch: answers, and how long it took.
 fn status(p: &Project) -> (bool, Duration) {
     let started = Instant::now();
@@ -177,13 +169,13 @@ fn a_fifo_as_the_operators_pillar_is_refused_and_never_stalls_pid_1() {
     // Finding 2: a FIFO as configuration/pillar.yml left PID 1 stuck in open().
     let p = project("hostile-fifo");
     let mut launch = start(&p);
-    wait_log(&launch, "app started");
+    launch.expect_log("app started");
     let file = p.path("data/configuration/pillar.yml");
     fs::remove_file(&file).unwrap();
     mkfifo(&file);
     launch.signal(libc::SIGHUP);
-    wait_log(&launch, "is a FIFO, not a regular file");
-    wait_log(&launch, "keeping the running one");
+    launch.expect_log("is a FIFO, not a regular file");
+    launch.expect_log("keeping the running one");
     let (answered, took) = status(&p);
     assert!(answered, "status did not answer");
     assert!(took < Duration::from_secs(5), "status took {took:?}");
@@ -353,13 +345,13 @@ fn nothing_is_written_when_the_volume_is_refused() {
     // At a reload: refused, the running files kept.
     fs::remove_file(p.path("data/configuration")).unwrap();
     let mut launch = start(&p);
-    wait_log(&launch, "app started");
+    launch.expect_log("app started");
     let rendered = fs::read_to_string(p.path("out/app.conf")).unwrap();
     p.write("project/pillar.yml", "name: changed\n");
     fs::rename(p.path("data/configuration"), p.path("moved")).unwrap();
     symlink(p.path("moved"), p.path("data/configuration")).unwrap();
     launch.signal(libc::SIGHUP);
-    wait_log(&launch, "keeping the running one");
+    launch.expect_log("keeping the running one");
     assert_eq!(
         fs::read_to_string(p.path("out/app.conf")).unwrap(),
         rendered
@@ -492,7 +484,7 @@ fn what_the_ssh_user_plants_in_its_home_never_redirects_launch() {
     ));
     let (passwd, group) = app_account(&p, "home/app");
     let mut launch = p.run_with_accounts(&passwd, &group);
-    wait_log(&launch, "app started");
+    launch.expect_log("app started");
     let keys = fs::read_to_string(dot_ssh.join("authorized_keys")).unwrap();
     assert!(keys.contains("ssh-ed25519 AAAAC3"), "{keys}");
     let meta = fs::metadata(dot_ssh.join("authorized_keys")).unwrap();
@@ -506,7 +498,7 @@ fn what_the_ssh_user_plants_in_its_home_never_redirects_launch() {
         v = secret.display()
     ));
     launch.signal(libc::SIGHUP);
-    wait_log(&launch, "SIGHUP: reconfiguring");
+    launch.expect_log("SIGHUP: reconfiguring");
     assert!(
         support::wait_until(Duration::from_secs(10), || {
             fs::symlink_metadata(dot_ssh.join("authorized_keys"))
@@ -526,10 +518,7 @@ fn what_the_ssh_user_plants_in_its_home_never_redirects_launch() {
         e = elsewhere.display()
     ));
     launch.signal(libc::SIGHUP);
-    wait_log(
-        &launch,
-        ".ssh: is a symlink in a directory that others can write",
-    );
+    launch.expect_log(".ssh: is a symlink in a directory that others can write");
     assert_eq!(
         fs::read_dir(&elsewhere).unwrap().count(),
         0,
@@ -556,7 +545,7 @@ fn a_missing_home_of_the_ssh_user_is_made_the_users() {
     );
     let (passwd, group) = app_account(&p, "home/new");
     let mut launch = p.run_with_accounts(&passwd, &group);
-    wait_log(&launch, "app started");
+    launch.expect_log("app started");
     let mode = |rel: &str| {
         let meta = fs::metadata(p.path(rel)).unwrap();
         (meta.mode() & 0o7777, meta.uid(), meta.gid())

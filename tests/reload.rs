@@ -40,13 +40,7 @@ fn a_reload_says_what_it_did_and_status_remembers_it() {
             ),
         );
     let mut launch = p.run_with_private_root(&p.path("control/launch.sock"));
-    assert!(
-        launch
-            .stderr
-            .wait_for("app started", Duration::from_secs(15)),
-        "{}",
-        launch.stderr.text()
-    );
+    launch.expect_log("app started");
 
     p.write("data/ssh/alice.pub", ALICE);
     p.write("data/ssh/bob.pub", "ssh-ed25519 AAAA-not-base64 bob\n");
@@ -124,13 +118,7 @@ fn check_inside_the_container_applies_the_running_launchs_set_flags() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut launch = support::Launched::spawn(support::Mode::Pid1, cmd);
-    assert!(
-        launch
-            .stderr
-            .wait_for("app started", Duration::from_secs(15)),
-        "{}",
-        launch.stderr.text()
-    );
+    launch.expect_log("app started");
     let checked = Command::new(support::launch_bin())
         .args(["check", "--show-pillar", "--root", &root])
         .env("LAUNCH_CONTROL", p.path("control/launch.sock"))

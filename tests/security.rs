@@ -25,15 +25,6 @@ fn start(p: &Project, env: &[(&str, String)]) -> Launched {
     Launched::spawn(Mode::Pid1, cmd)
 }
 
-/// Waits for `needle` in launch's log (stderr).
-fn wait_log(launch: &Launched, needle: &str) {
-    assert!(
-        launch.stderr.wait_for(needle, Duration::from_secs(15)),
-        "no {needle:?} in the log:\n{}",
-        launch.stderr.text()
-    );
-}
-
 #[test]
 fn a_dropped_privilege_cannot_be_taken_back() {
     let p = Project::new("sec-privilege");
@@ -124,7 +115,7 @@ fn secrets_never_show_in_errors_logs_or_check_output() {
     )
     .unwrap();
     let mut launch = start(&p, &[("LAUNCH_SECRETS_DIR", secrets.clone())]);
-    wait_log(&launch, "app started");
+    launch.expect_log("app started");
     fs::create_dir_all(p.path("data/configuration")).unwrap();
     fs::write(
         p.path("data/configuration/pillar.yml"),
@@ -132,7 +123,7 @@ fn secrets_never_show_in_errors_logs_or_check_output() {
     )
     .unwrap();
     launch.signal(libc::SIGHUP);
-    wait_log(&launch, "keeping the running one");
+    launch.expect_log("keeping the running one");
     let status = Command::new(support::launch_bin())
         .args(["status", "--json"])
         .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
@@ -164,7 +155,7 @@ fn every_file_launch_writes_has_the_mode_the_design_gives_it() {
     .write("project/templates/t.conf", "x\n")
     .write("project/pillar.yml", "a: 1\n");
     let mut launch = p.run_with_private_root(&p.path("control/launch.sock"));
-    wait_log(&launch, "sshd started");
+    launch.expect_log("sshd started");
     let mode = |rel: &str| {
         let meta = fs::symlink_metadata(p.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
         (meta.permissions().mode() & 0o7777, meta.uid(), meta.gid())
@@ -281,7 +272,7 @@ fn a_user_added_after_launch_started_is_the_one_a_reload_runs() {
     let launch = p.run_with_accounts("", "");
     // A process with a user has started: a copy of the accounts made then lacks the
     // user added next.
-    wait_log(&launch, "early started");
+    launch.expect_log("early started");
     rewrite(&p.path("etc/passwd"), |t| {
         t + "latecomer:x:4321:4321::/nonexistent:/bin/sh\n"
     });
@@ -316,7 +307,7 @@ fn a_user_removed_before_a_restart_is_refused_never_run_as_root() {
     rewrite(&p.path("etc/passwd"), |t| t.replace(leaver, ""));
     // SAFETY: kill(2) with plain integers.
     assert_eq!(unsafe { libc::kill(first, libc::SIGKILL) }, 0);
-    wait_log(&launch, "worker: not started");
+    launch.expect_log("worker: not started");
     // Several tries (backoff 100, 200, 400 ms...): each refused, none started.
     assert!(
         launch
@@ -368,7 +359,7 @@ fn an_operator_value_cannot_add_a_process() {
     )
     .unwrap();
     let mut launch = start(&p, &[]);
-    wait_log(&launch, "app started");
+    launch.expect_log("app started");
     // The argument arrives whole, newlines and all.
     assert!(
         launch

@@ -219,6 +219,16 @@ impl Launched {
         }
     }
 
+    /// Waits for `needle` in launch's log (stderr), failing the test with the log at
+    /// the deadline (15 s: a loaded machine starts processes slowly).
+    pub fn expect_log(&self, needle: &str) {
+        assert!(
+            self.stderr.wait_for(needle, Duration::from_secs(15)),
+            "no {needle:?} in the log:\n{}",
+            self.stderr.text()
+        );
+    }
+
     /// Whether launch is still running.
     pub fn running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
