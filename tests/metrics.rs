@@ -83,6 +83,32 @@ fn metrics_are_served_per_process_and_a_silent_client_blocks_nothing() {
         answer.contains("launch_reloads_total{result=\"reloaded\"} 1"),
         "{answer}"
     );
+    // `status --json` gives the same data, for a machine without Prometheus.
+    let json = Command::new(support::launch_bin())
+        .args(["status", "--json"])
+        .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
+        .output()
+        .unwrap();
+    assert!(json.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let once = &report["processes"][1];
+    assert_eq!(once["name"], "once", "{report}");
+    assert_eq!(once["last_exit_code"], 3, "{report}");
+    assert!(once["pid"].is_null(), "{report}");
+    let app = &report["processes"][0];
+    assert_eq!(app["name"], "app", "{report}");
+    assert_eq!(app["ready"], true, "{report}");
+    assert_eq!(app["restarts"], 0, "{report}");
+    assert_eq!(report["reloads"]["reloaded"], 1, "{report}");
+    assert!(
+        report["launch"]["rss_bytes"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(
+        report["launch"]["open_fds"].as_u64().unwrap() > 2,
+        "{report}"
+    );
+    assert_eq!(report["launch"]["pid"], 1, "{report}");
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(15)).code(), Some(0));
 }

@@ -605,9 +605,9 @@ fn the_control_socket_answers_status_health_restart_stop_start() {
     );
     let (_, json) = control(&p, &["status", "--json"]);
     let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(parsed[0]["name"], "app");
-    assert_eq!(parsed[0]["state"], "running");
-    assert!(parsed[0]["pid"].as_i64().unwrap() > 1);
+    assert_eq!(parsed["processes"][0]["name"], "app");
+    assert_eq!(parsed["processes"][0]["state"], "running");
+    assert!(parsed["processes"][0]["pid"].as_i64().unwrap() > 1);
 
     // A restart asked for is a new process, not a crash.
     assert_eq!(control(&p, &["restart", "app"]).0, 0);
@@ -819,10 +819,10 @@ fn an_orphan_with_a_recycled_pid_is_not_taken_for_the_process() {
     std::thread::sleep(Duration::from_millis(500));
     let (_, json) = control(&p, &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(status[0]["name"], "victim");
-    assert_eq!(status[0]["state"], "exited");
-    assert_eq!(status[0]["last_exit"], "exit code 7", "{json}");
-    assert_eq!(status[0]["restarts"], 0);
+    assert_eq!(status["processes"][0]["name"], "victim");
+    assert_eq!(status["processes"][0]["state"], "exited");
+    assert_eq!(status["processes"][0]["last_exit"], "exit code 7", "{json}");
+    assert_eq!(status["processes"][0]["restarts"], 0);
     assert_eq!(
         launch.stderr.text().matches("victim exited").count(),
         1,
@@ -1042,8 +1042,8 @@ fn a_process_stopped_on_request_keeps_the_container_healthy() {
     .expect("app stopped");
     let (_, json) = control(&p, &["status", "--json"]);
     let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(parsed[0]["name"], "app");
-    assert_eq!(parsed[0]["state"], "stopped", "{json}");
+    assert_eq!(parsed["processes"][0]["name"], "app");
+    assert_eq!(parsed["processes"][0]["state"], "stopped", "{json}");
     assert_eq!(control(&p, &["health"]), (0, "healthy\n".to_string()));
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
@@ -1063,7 +1063,7 @@ fn a_failed_start_is_never_reported_running() {
         let (code, json) = control(&p, &["status", "--json"]);
         assert_eq!(code, 0, "{json}");
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let ghost = &parsed[0];
+        let ghost = &parsed["processes"][0];
         assert_eq!(ghost["name"], "ghost");
         assert!(ghost["pid"].is_null(), "{json}");
         assert_ne!(ghost["state"], "running", "{json}");

@@ -374,7 +374,7 @@ fn an_operator_value_cannot_add_a_process() {
         .output()
         .unwrap();
     let table: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    let names: Vec<&str> = table
+    let names: Vec<&str> = table["processes"]
         .as_array()
         .unwrap()
         .iter()

@@ -5,36 +5,11 @@
 
 use std::fmt::Write as _;
 
-/// One process, as the metrics show it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProcessMetrics {
-    /// Its name.
-    pub name: String,
-    /// It runs.
-    pub up: bool,
-    /// It passed its readiness check (or has none and runs).
-    pub ready: bool,
-    /// Restarts so far.
-    pub restarts: u32,
-    /// The code it last exited with (128+N for signal N), if it has exited.
-    pub last_exit_code: Option<i32>,
-    /// Seconds since it started, while it runs.
-    pub uptime_s: Option<u64>,
-}
-
-/// launch's own figures.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Own {
-    /// Reloads by result ("reloaded", "refused", "failed midway", "abandoned").
-    pub reloads: Vec<(String, u64)>,
-    /// Resident memory, bytes.
-    pub rss_bytes: u64,
-    /// Open descriptors.
-    pub open_fds: u64,
-}
+use super::status::{ProcessStatus, Report};
 
 /// The `/metrics` body.
-pub fn render(processes: &[ProcessMetrics], own: &Own) -> String {
+pub fn render(report: &Report) -> String {
+    let (processes, own) = (&report.processes, &report.launch);
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -42,7 +17,7 @@ pub fn render(processes: &[ProcessMetrics], own: &Own) -> String {
             let _ = writeln!(out, "{name}{labels} {value}");
         }
     };
-    let per = |f: &dyn Fn(&ProcessMetrics) -> Option<String>| {
+    let per = |f: &dyn Fn(&ProcessStatus) -> Option<String>| {
         processes
             .iter()
             .filter_map(|p| f(p).map(|v| (format!("{{process=\"{}\"}}", escape(&p.name)), v)))
@@ -52,7 +27,7 @@ pub fn render(processes: &[ProcessMetrics], own: &Own) -> String {
         "launch_process_up",
         "gauge",
         "1 while the process runs.",
-        per(&|p| Some(u8::from(p.up).to_string())),
+        per(&|p| Some(u8::from(p.pid.is_some()).to_string())),
     );
     family(
         "launch_process_ready",
@@ -82,7 +57,8 @@ pub fn render(processes: &[ProcessMetrics], own: &Own) -> String {
         "launch_reloads_total",
         "counter",
         "Reloads, by result.",
-        own.reloads
+        report
+            .reloads
             .iter()
             .map(|(r, n)| (format!("{{result=\"{}\"}}", escape(r)), n.to_string()))
             .collect(),
@@ -184,37 +160,32 @@ pub fn respond(stream: &mut std::net::TcpStream, body: &str) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
-/// launch's own resident memory (bytes) and open descriptors, from /proc/self.
-pub fn own_usage() -> (u64, u64) {
-    let page = 4096;
-    let rss = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * page);
-    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
-    (rss, fds)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_text_format_with_escaped_labels() {
-        let p = ProcessMetrics {
+        let p = ProcessStatus {
             name: "we\"b".into(),
-            up: true,
+            state: "starting".into(),
+            pid: Some(42),
             ready: false,
             restarts: 2,
             last_exit_code: Some(143),
+            last_exit: Some("killed by SIGTERM".into()),
             uptime_s: Some(7),
         };
-        let own = Own {
-            reloads: vec![("reloaded".into(), 3)],
-            rss_bytes: 4096,
-            open_fds: 9,
+        let report = Report {
+            processes: vec![p],
+            reloads: [("reloaded".to_string(), 3)].into(),
+            launch: super::super::status::Own {
+                pid: 1,
+                rss_bytes: 4096,
+                open_fds: 9,
+            },
         };
-        let text = render(&[p], &own);
+        let text = render(&report);
         for line in [
             "# TYPE launch_process_up gauge",
             "launch_process_up{process=\"we\\\"b\"} 1",

@@ -122,7 +122,7 @@ pub fn recorded_sets(socket: &Path) -> Vec<String> {
 
 pub use client::call;
 pub use server::{Server, respond};
-pub use status::{ProcessStatus, status_table};
+pub use status::{Own, ProcessStatus, Report, status_table};
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,10 @@
 //! Answers to the control socket's requests, and the status they report.
 
-use nix::unistd::Pid;
-
+use super::metrics::report;
 use super::policy::ExitHistory;
 use super::table::{Managed, State, Then};
 use super::{Mode, Phase, Supervisor};
-use crate::control::{self, ProcessStatus, Request};
+use crate::control::{self, Request};
 
 impl Supervisor {
     /// A control request: the answer and the client's exit code.
@@ -13,17 +12,17 @@ impl Supervisor {
         let find = |procs: &[Managed], name: &str| procs.iter().position(|p| p.spec.name == name);
         match request {
             Request::Status { json } => {
-                let status = self.status();
+                let report = report(&self.procs, &self.configuring);
                 if json {
                     (
                         format!(
                             "{}\n",
-                            serde_json::to_string_pretty(&status).unwrap_or_default()
+                            serde_json::to_string_pretty(&report).unwrap_or_default()
                         ),
                         0,
                     )
                 } else {
-                    let mut table = control::status_table(&status);
+                    let mut table = control::status_table(&report.processes);
                     if let Some(last) = &self.configuring.last_reload {
                         table.push_str(&last.describe());
                     }
@@ -79,19 +78,5 @@ impl Supervisor {
                 (format!("starting {name}\n"), 0)
             }
         }
-    }
-
-    pub(super) fn status(&self) -> Vec<ProcessStatus> {
-        self.procs
-            .iter()
-            .map(|p| ProcessStatus {
-                name: p.spec.name.clone(),
-                state: p.state_name().into(),
-                pid: p.pid().map(Pid::as_raw),
-                uptime_s: p.pid().and(p.started).map(|t| t.elapsed().as_secs()),
-                restarts: p.restarts,
-                last_exit: p.last_exit.map(|e| e.to_string()),
-            })
-            .collect()
     }
 }

@@ -8,7 +8,10 @@ use std::os::fd::AsFd;
 use super::Supervisor;
 use super::table::{Managed, Watch};
 use super::worker::Configuring;
-use crate::control::metrics::{self, Listener, Own, ProcessMetrics};
+use nix::unistd::Pid;
+
+use crate::control::metrics::Listener;
+use crate::control::{Own, ProcessStatus, Report};
 
 impl Supervisor {
     /// Listens where the (new) spec says, or stops listening.
@@ -54,28 +57,28 @@ impl Supervisor {
     }
 }
 
-/// The `/metrics` body for the current process table.
-pub(super) fn metrics_body(procs: &[Managed], configuring: &Configuring) -> String {
-    let processes: Vec<ProcessMetrics> = procs
+/// What `status --json` answers and `/metrics` exposes, for the current process table.
+pub(super) fn report(procs: &[Managed], configuring: &Configuring) -> Report {
+    let processes = procs
         .iter()
-        .map(|p| ProcessMetrics {
+        .map(|p| ProcessStatus {
             name: p.spec.name.clone(),
-            up: p.pid().is_some(),
-            ready: p.ready,
-            restarts: p.restarts,
-            last_exit_code: p.last_exit.map(|e| e.code()),
+            state: p.state_name().into(),
+            pid: p.pid().map(Pid::as_raw),
+            ready: p.ready && p.pid().is_some(),
             uptime_s: p.pid().and(p.started).map(|t| t.elapsed().as_secs()),
+            restarts: p.restarts,
+            last_exit: p.last_exit.map(|e| e.to_string()),
+            last_exit_code: p.last_exit.map(|e| e.code()),
         })
         .collect();
-    let (rss_bytes, open_fds) = metrics::own_usage();
-    let own = Own {
+    Report {
+        processes,
         reloads: configuring
             .reloads
             .iter()
             .map(|(result, n)| (result.to_string(), *n))
             .collect(),
-        rss_bytes,
-        open_fds,
-    };
-    metrics::render(&processes, &own)
+        launch: Own::now(),
+    }
 }

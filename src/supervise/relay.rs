@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::Supervisor;
 use super::logs::Stream;
-use super::metrics::metrics_body;
+use super::metrics::report;
 use super::table::Watch;
 use crate::control::{self, Request};
 use crate::exit::code;
@@ -142,7 +142,7 @@ impl Supervisor {
             Watch::Log(pipe) => (pipe.pump(&mut self.out.borrow_mut()), None),
             Watch::Metrics { stream, request } => {
                 if control::metrics::read_request(stream, request) {
-                    let body = metrics_body(&self.procs, &self.configuring);
+                    let body = control::metrics::render(&report(&self.procs, &self.configuring));
                     control::metrics::respond(stream, &body);
                     (false, None)
                 } else {
