@@ -257,3 +257,49 @@ fn term_during_a_slow_first_configuration_ends_launch_at_once() {
     assert!(!p.path("out/app.pid").exists(), "the app started");
     assert!(!p.path("out/app.conf").exists(), "the file was written");
 }
+
+#[test]
+fn silent_control_clients_hold_up_nothing() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let p = project("stall-silent-clients");
+    let launch = start(&p, &[], &[]);
+    wait_log(&launch, "app started");
+    let pid = app_pid(&p);
+    // More silent clients than launch keeps (the oldest are closed), and one that sends
+    // half its request now and the rest later.
+    let silent: Vec<UnixStream> = (0..40)
+        .map(|_| UnixStream::connect(p.path("control.sock")).unwrap())
+        .collect();
+    let mut slow = UnixStream::connect(p.path("control.sock")).unwrap();
+    slow.write_all(b"sta").unwrap();
+
+    let (code, text, took) = control(&p, "status");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("running"), "{text}");
+    // Read one request at a time for up to half a second each, as launch once did,
+    // this took 20 s.
+    assert!(took < Duration::from_secs(2), "status took {took:?}");
+
+    slow.write_all(b"tus\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.contains("running") && answer.ends_with("exit 0\n"),
+        "{answer}"
+    );
+    // Launch closed the oldest silent ones to stay within its limit of descriptors.
+    let mut oldest = &silent[0];
+    let mut byte = [0u8; 1];
+    oldest
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        oldest.read(&mut byte).unwrap(),
+        0,
+        "the oldest was not closed"
+    );
+    app_untouched(&p, &pid);
+    stop(launch);
+}

@@ -17,13 +17,13 @@ mod status;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Where the socket is unless `--control` or `$LAUNCH_CONTROL` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/launch/control.sock";
 
-/// How long a client may take to send its request line.
-const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+/// The most connections (control or metrics) that may wait for their request at once;
+/// a further one closes the oldest, so silent clients cannot use up launch's descriptors.
+pub const MAX_PENDING: usize = 32;
 
 /// Errors of the control socket.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +121,7 @@ pub fn recorded_sets(socket: &Path) -> Vec<String> {
 }
 
 pub use client::call;
-pub use server::{Server, respond};
+pub use server::{Received, Server, read_request, respond};
 pub use status::{Own, ProcessStatus, Report, status_table};
 
 #[cfg(test)]

@@ -1,16 +1,17 @@
 //! The server end of the control socket: bound in a 0700 directory, each peer's uid
-//! checked, each request read with a time limit so that a silent client never holds
-//! up the loop.
+//! checked. Nothing here blocks: the event loop reads each connection's request line as
+//! it arrives (a silent client costs a descriptor, never a wait) and writes the answer
+//! without waiting for a client that does not read.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
-use super::{ControlError, REQUEST_TIMEOUT, Request};
+use super::{ControlError, Request};
 use crate::exit::code;
 
 /// The server end, owned by the supervisor.
@@ -63,8 +64,9 @@ impl Server {
         &self.listener
     }
 
-    /// Every pending connection, with its request (refused peers are answered here).
-    pub fn accept(&self) -> Vec<(UnixStream, Option<Request>)> {
+    /// Every pending connection from a peer that may control launch, non-blocking (the
+    /// others are answered and closed here).
+    pub fn accept(&self) -> Vec<UnixStream> {
         let mut out = Vec::new();
         while let Ok((stream, _)) = self.listener.accept() {
             // Only root, or launch's own user, may control launch.
@@ -79,14 +81,43 @@ impl Server {
                 );
                 continue;
             }
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
-            let mut line = String::new();
-            let _ = BufReader::new((&stream).take(1024)).read_line(&mut line);
-            let request = Request::parse(&line);
-            out.push((stream, request));
+            if stream.set_nonblocking(true).is_ok() {
+                out.push(stream);
+            }
         }
         out
+    }
+}
+
+/// The longest request line; a longer one is answered as unknown.
+const REQUEST_LIMIT: usize = 1024;
+
+/// What a connection's request line came to so far.
+#[derive(Debug, PartialEq)]
+pub enum Received {
+    /// Not whole yet: read again when the socket is readable.
+    Partial,
+    /// The whole line: the request, or `None` when launch does not know it.
+    Request(Option<Request>),
+}
+
+/// Reads what the client sent so far into `line`, without blocking.
+pub fn read_request(stream: &mut UnixStream, line: &mut Vec<u8>) -> Received {
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(n) => {
+                line.extend_from_slice(&buf[..n]);
+                let end = line.iter().position(|b| *b == b'\n');
+                if n == 0 || end.is_some() || line.len() >= REQUEST_LIMIT {
+                    let text = String::from_utf8_lossy(&line[..end.unwrap_or(line.len())]);
+                    return Received::Request(Request::parse(&text));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Received::Partial,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Received::Request(None),
+        }
     }
 }
 
@@ -96,8 +127,11 @@ impl Drop for Server {
     }
 }
 
-/// Writes an answer and the client's exit code, and closes.
+/// Writes an answer and the client's exit code, and closes. Never waits: an answer is
+/// a few KiB and fits in the socket's buffer; a client that lets its buffer fill up
+/// loses the rest rather than holding up launch.
 pub fn respond(mut stream: UnixStream, body: &str, exit: i32) {
-    let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
-    let _ = writeln!(stream, "{body}exit {exit}");
+    let _ = stream.set_nonblocking(true);
+    // One write: the answer goes whole into the buffer or not at all.
+    let _ = stream.write_all(format!("{body}exit {exit}\n").as_bytes());
 }

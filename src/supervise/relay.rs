@@ -2,6 +2,7 @@
 //! stdout and stderr, paused while a slow reader catches up; and launch's own log.
 
 use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
 use super::Supervisor;
@@ -92,40 +93,50 @@ impl Supervisor {
     }
 
     pub(super) fn watch(&mut self, watch: Watch) {
+        if watch.is_connection() {
+            self.close_oldest_connection();
+        }
         let token = self.next_token;
         self.next_token += 1;
         let registered = match &watch {
             // Read once its output takes lines again (see `pause_logs`).
             Watch::Log(pipe) if self.out_paused[stream_index(pipe.stream)] => Ok(()),
-            Watch::Log(pipe) => self.events.watch(pipe.fd.as_fd(), token),
-            Watch::Notify { fd, .. } => self.events.watch(fd.as_fd(), token),
-            Watch::Metrics { stream, .. } => self.events.watch(stream.as_fd(), token),
+            watch => self.events.watch(watch.fd(), token),
         };
         if registered.is_ok() {
             self.watches.insert(token, watch);
         }
     }
 
+    /// Makes room for one more connection when [`control::MAX_PENDING`] are waiting.
+    fn close_oldest_connection(&mut self) {
+        let pending = self.watches.iter().filter(|(_, w)| w.is_connection());
+        if pending.clone().count() >= control::MAX_PENDING {
+            // Tokens only grow: the smallest is the oldest.
+            if let Some(oldest) = pending.map(|(token, _)| *token).min() {
+                self.unwatch(oldest);
+            }
+        }
+    }
+
+    fn unwatch(&mut self, token: u64) {
+        if let Some(watch) = self.watches.remove(&token) {
+            let _ = self.events.unwatch(watch.fd());
+        }
+    }
+
     pub(super) fn on_readable(&mut self, token: u64) {
         if self.control.as_ref().is_some_and(|(t, _)| *t == token) {
-            let requests = self
+            let streams = self
                 .control
                 .as_ref()
                 .map(|(_, server)| server.accept())
                 .unwrap_or_default();
-            for (stream, request) in requests {
-                if request == Some(Request::Reload) {
-                    self.request_reload(Some(stream));
-                    continue;
-                }
-                let (body, exit) = match request {
-                    Some(request) => self.answer(request),
-                    None => (
-                        "launch: unknown request; see `launch --help`\n".to_string(),
-                        code::USAGE,
-                    ),
-                };
-                control::respond(stream, &body, exit);
+            for stream in streams {
+                self.watch(Watch::Control {
+                    stream,
+                    request: Vec::new(),
+                });
             }
             return;
         }
@@ -140,6 +151,16 @@ impl Supervisor {
         };
         let (open, ready_process) = match watch {
             Watch::Log(pipe) => (pipe.pump(&mut self.out.borrow_mut()), None),
+            Watch::Control { stream, request } => match control::read_request(stream, request) {
+                control::Received::Partial => return,
+                control::Received::Request(request) => {
+                    if let Some(Watch::Control { stream, .. }) = self.watches.remove(&token) {
+                        let _ = self.events.unwatch(stream.as_fd());
+                        self.control_request(stream, request);
+                    }
+                    return;
+                }
+            },
             Watch::Metrics { stream, request } => {
                 if control::metrics::read_request(stream, request) {
                     let body = control::metrics::render(&report(&self.procs, &self.configuring));
@@ -163,15 +184,24 @@ impl Supervisor {
             }
         }
         if !open {
-            if let Some(watch) = self.watches.remove(&token) {
-                let fd = match &watch {
-                    Watch::Log(pipe) => pipe.fd.as_fd(),
-                    Watch::Notify { fd, .. } => fd.as_fd(),
-                    Watch::Metrics { stream, .. } => stream.as_fd(),
-                };
-                let _ = self.events.unwatch(fd);
-            }
+            self.unwatch(token);
         }
+    }
+
+    /// A whole request line from the control socket: answered now, or (a reload) when
+    /// the worker has finished.
+    fn control_request(&mut self, stream: UnixStream, request: Option<Request>) {
+        if request == Some(Request::Reload) {
+            return self.request_reload(Some(stream));
+        }
+        let (body, exit) = match request {
+            Some(request) => self.answer(request),
+            None => (
+                "launch: unknown request; see `launch --help`\n".to_string(),
+                code::USAGE,
+            ),
+        };
+        control::respond(stream, &body, exit);
     }
 }
 

@@ -150,9 +150,32 @@ pub(super) enum Watch {
     Log(LogPipe),
     /// A readiness pipe of the named process.
     Notify { process: String, fd: OwnedFd },
+    /// A connection to the control socket, and what it sent so far.
+    Control {
+        stream: std::os::unix::net::UnixStream,
+        request: Vec<u8>,
+    },
     /// A connection to the metrics listener, and what it sent so far.
     Metrics {
         stream: std::net::TcpStream,
         request: Vec<u8>,
     },
+}
+
+impl Watch {
+    /// Its descriptor, for the event loop.
+    pub(super) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match self {
+            Watch::Log(pipe) => pipe.fd.as_fd(),
+            Watch::Notify { fd, .. } => fd.as_fd(),
+            Watch::Control { stream, .. } => stream.as_fd(),
+            Watch::Metrics { stream, .. } => stream.as_fd(),
+        }
+    }
+
+    /// A connection waiting for its request.
+    pub(super) fn is_connection(&self) -> bool {
+        matches!(self, Watch::Control { .. } | Watch::Metrics { .. })
+    }
 }
