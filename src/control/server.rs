@@ -132,6 +132,6 @@ impl Drop for Server {
 /// loses the rest rather than holding up launch.
 pub fn respond(mut stream: UnixStream, body: &str, exit: i32) {
     let _ = stream.set_nonblocking(true);
-    // One write: the answer goes whole into the buffer or not at all.
+    // Formatted first, so that the answer goes out in one write.
     let _ = stream.write_all(format!("{body}exit {exit}\n").as_bytes());
 }
