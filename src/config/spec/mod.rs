@@ -215,6 +215,10 @@ pub struct Process {
     pub max_restarts: u32,
     /// ...within this window gives it up.
     pub restart_window: Duration,
+    /// A service that has run this long is restarted gracefully (stop signal, stop
+    /// timeout, start), as circus's `max_age` recycles a worker; `None`: never.
+    #[serde(default)]
+    pub max_age: Option<Duration>,
     /// The spec's line for this process.
     pub line: usize,
 }
@@ -242,6 +246,7 @@ impl Process {
             log_prefix: false,
             max_restarts: 5,
             restart_window: Duration::from_secs(60),
+            max_age: None,
             line: 0,
         }
     }

@@ -72,13 +72,7 @@ fn one(
         &at("restart_window"),
     );
     let umask = c.octal(p.umask, &at("umask"), "umask", 0o777);
-    if p.optional && kind != Kind::Oneshot {
-        c.error(
-            &at("optional"),
-            format!("process {name} is optional but not a oneshot"),
-            "optional applies to kind: oneshot; remove it, or set kind: oneshot",
-        );
-    }
+    let max_age = for_kind(c, &name, kind, p.optional, p.max_age, &at);
     Some(Process {
         name,
         command,
@@ -104,8 +98,51 @@ fn one(
         log_prefix: p.log_prefix.unwrap_or(several),
         max_restarts: p.max_restarts.unwrap_or(5),
         restart_window,
+        max_age,
         line: c.line(&path),
     })
+}
+
+/// What applies to one kind only: `optional` to a oneshot, `max_age` to a service
+/// (and then a duration above zero). Returns the max_age.
+fn for_kind(
+    c: &mut Checker<'_>,
+    name: &str,
+    kind: Kind,
+    optional: bool,
+    max_age: Option<Value>,
+    at: &dyn Fn(&str) -> [Seg; 3],
+) -> Option<Duration> {
+    if optional && kind != Kind::Oneshot {
+        c.error(
+            &at("optional"),
+            format!("process {name} is optional but not a oneshot"),
+            "optional applies to kind: oneshot; remove it, or set kind: oneshot",
+        );
+    }
+    let value = max_age?;
+    let before = c.errors.len();
+    let age = c.duration(Some(value), Duration::ZERO, &at("max_age"));
+    if c.errors.len() > before {
+        return None;
+    }
+    if kind == Kind::Oneshot {
+        c.error(
+            &at("max_age"),
+            format!("process {name} is a oneshot with a max_age"),
+            "max_age recycles a service that has run that long; remove it from the oneshot",
+        );
+        return None;
+    }
+    if age.is_zero() {
+        c.error(
+            &at("max_age"),
+            format!("process {name} has a max_age of 0"),
+            "write how long it may run before it is restarted, e.g. 24h; or remove max_age",
+        );
+        return None;
+    }
+    Some(age)
 }
 
 /// The command; an empty one is refused.

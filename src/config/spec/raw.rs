@@ -129,6 +129,8 @@ pub(super) struct RawProcess {
     pub(super) max_restarts: Option<u32>,
     #[serde(default)]
     pub(super) restart_window: Option<Value>,
+    #[serde(default)]
+    pub(super) max_age: Option<Value>,
 }
 
 #[derive(Deserialize)]

@@ -97,3 +97,35 @@ fn signals_by_name_or_number() {
     assert_eq!(parse_signal("SIGNOPE"), None);
     assert_eq!(parse_signal("0"), None);
 }
+
+#[test]
+fn max_age_is_a_duration_for_services_only() {
+    let spec =
+        check("processes:\n  a: {command: [x], max_age: 24h}\n  b: {command: [y]}\n").unwrap();
+    assert_eq!(spec.processes[0].max_age, Some(Duration::from_secs(86400)));
+    assert_eq!(spec.processes[1].max_age, None);
+    // text, where, what is said
+    let table = [
+        (
+            "    max_age: a day\n",
+            "launch.yml:4: invalid duration \"a day\"",
+        ),
+        (
+            "    max_age: [1]\n",
+            "launch.yml:4: expected a duration, found a list",
+        ),
+        (
+            "    max_age: 0s\n",
+            "launch.yml:4: process a has a max_age of 0",
+        ),
+        (
+            "    kind: oneshot\n    max_age: 1h\n",
+            "launch.yml:5: process a is a oneshot with a max_age",
+        ),
+    ];
+    for (lines, want) in table {
+        let m = messages(&format!("processes:\n  a:\n    command: [x]\n{lines}"));
+        assert!(m.contains(want), "{lines:?}: {m}");
+        assert_eq!(m.matches("launch.yml:").count(), 1, "one error each: {m}");
+    }
+}
