@@ -4,9 +4,9 @@
 //!
 //! - [`cli`]: the command line and what each command prints (`src/main.rs` keeps only
 //!   the fast path of `launch -- CMD`).
-//! - [`supervise`]: the process table and its decisions, readiness, log relay, and the
-//!   driver of the configuration worker; plain init (`launch -- CMD`) is the supervisor
-//!   with one process.
+//! - [`supervise`]: the process table as a pure state machine and the executor of its
+//!   effects, the decisions, readiness, log relay, and the driver of the configuration
+//!   worker; plain init (`launch -- CMD`) is the supervisor with one process.
 //! - [`config`]: layout, pillar, spec, templates, and the plan a reconfigure applies;
 //!   `control`: the control socket of a running `launch run` (`launch status`, ...).
 //! - `init`: the PID-1 mechanics: event loop, signals, spawn, reap, cleanup, output.

@@ -1,8 +1,8 @@
 //! Answers to the control socket's requests, and the status they report.
 
+use super::machine::Event;
 use super::metrics::report;
-use super::policy::ExitHistory;
-use super::table::{Managed, State, Then};
+use super::table::{Managed, Then};
 use super::{Mode, Phase, Supervisor};
 use crate::control::{self, Request};
 
@@ -67,13 +67,10 @@ impl Supervisor {
             }
             Request::Start(name) => {
                 let i = find(&self.procs, &name).unwrap_or(0);
-                let p = &mut self.procs[i];
-                if p.pid().is_some() {
+                if self.procs[i].pid().is_some() {
                     return (format!("{name} is already running\n"), 0);
                 }
-                p.state = State::Waiting;
-                p.attempt = 0;
-                p.history = ExitHistory::default();
+                self.apply(i, Event::StartRequested);
                 self.log(format!("{name}: start asked for"));
                 (format!("starting {name}\n"), 0)
             }

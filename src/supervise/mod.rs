@@ -3,8 +3,11 @@
 //! The PID-1 mechanics are `init`'s: one loop waits on signals, child output
 //! pipes and the nearest deadline; clean children are spawned, every ended child reaped,
 //! and what is left ended. Here, one `Supervisor` with a module per concern: `table`
-//! (each process and its state), `start` (adopting a spec, starting in dependency
-//! order), `stop` (ends, restarts, stops), `shutdown` (the phases and their timers),
+//! (each process and its state), `machine` (every transition of a process, a pure
+//! function of its state, an event and the time, returning effects), `execute` (which
+//! performs those effects), `start` (adopting a spec, starting in dependency order),
+//! `stop` (reaping, and what stopped processes leave), `shutdown` (the phases and their
+//! timers),
 //! [`ready`] (readiness checks), `answers` (the control socket's requests), `relay` and
 //! [`logs`] (the children's output and launch's own log), `worker` (each configuration
 //! in a child process, so that the loop never waits on one); [`policy`] holds the
@@ -20,7 +23,9 @@ use table::State;
 use table::Watch;
 
 mod answers;
+mod execute;
 pub mod logs;
+mod machine;
 mod metrics;
 pub mod policy;
 pub mod ready;
@@ -119,15 +124,12 @@ pub fn plain_init(options: PlainInit) -> i32 {
         }
     };
     let name = options.command[0].to_string_lossy().into_owned();
-    supervisor.log_verbose(format!("started {name} as pid {pid}"));
     // Without /proc, what is left is found by the command's process group.
     if let Scope::Descendants { fallback_group } = &mut supervisor.scope {
         *fallback_group = Some(pid);
     }
-    let mut main = Managed::new(plain_process(&name), 0);
-    main.state = State::Running { pid };
-    main.started = Some(Instant::now());
-    supervisor.procs.push(main);
+    supervisor.procs.push(Managed::new(plain_process(&name), 0));
+    supervisor.apply(0, machine::Event::Spawned { pid });
     supervisor.run()
 }
 
@@ -371,22 +373,11 @@ impl Supervisor {
             | Phase::Killing { until: t, .. } => Some(t),
         };
         let phase = phase.into_iter().chain(self.configuring.deadline());
-        let procs = self.procs.iter().flat_map(|p| {
-            let state = match p.state {
-                State::Backoff { until } => Some(until),
-                State::Stopping { kill_at, .. } => Some(kill_at),
-                _ => None,
-            };
-            let ready = match (&p.state, &p.readiness) {
-                (State::Running { .. }, Some(r)) if !p.ready => Some(if r.check_pid.is_some() {
-                    r.deadline
-                } else {
-                    r.next_try.min(r.deadline)
-                }),
-                _ => None,
-            };
-            state.into_iter().chain(ready)
-        });
+        let context = self.context();
+        let procs = self
+            .procs
+            .iter()
+            .filter_map(|p| machine::deadline(p, context));
         let leftovers = self.leftovers.iter().map(|l| l.kill_at);
         // A slow reader becomes a stuck one: then its pipes are read (and dropped) again.
         let out = self.out.borrow();

@@ -6,13 +6,10 @@
 use std::ffi::OsString;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-use nix::unistd::Pid;
+use std::time::Duration;
 
 use super::Supervisor;
-use super::stop::signal_process;
-use super::table::State;
+use super::machine::Event;
 use crate::config::spec::ReadyCheck;
 use crate::init::spawn::{self, Extra};
 
@@ -31,64 +28,33 @@ pub fn file(path: &Path) -> bool {
 }
 
 impl Supervisor {
-    pub(super) fn check_ready(&mut self, i: usize, pid: Pid, now: Instant) {
-        let Some(ready) = self.procs[i].spec.ready.clone() else {
-            return;
+    /// Checks the readiness of process `i` once: `ReadyPassed` or `ReadyNotYet` for the
+    /// checks launch makes itself, `CheckSpawned` for a command (its end, reaped,
+    /// tells).
+    pub(super) fn check_ready(&mut self, i: usize) -> Event {
+        let Some(ready) = &self.procs[i].spec.ready else {
+            return Event::ReadyNotYet;
         };
-        let Some(r) = self.procs[i].readiness.clone() else {
-            return;
-        };
-        if now >= r.deadline {
-            let message = format!(
-                "{} is not ready after {}: killing it (a failure)",
-                self.procs[i].spec.name,
-                crate::duration::format(ready.timeout)
-            );
-            self.log(message);
-            self.procs[i].readiness = None;
-            signal_process(pid, libc::SIGKILL);
-            return;
-        }
-        if r.check_pid.is_some() || now < r.next_try {
-            return;
-        }
-        let next_try = now + ready.interval;
-        let ok = match &ready.check {
+        let passed = match &ready.check {
             ReadyCheck::Tcp(address) => tcp(address),
             ReadyCheck::File(path) => file(path),
             ReadyCheck::NotifyFd(_) => false,
             ReadyCheck::Cmd(argv) => {
                 let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
-                let check_pid = spawn::spawn_with(
-                    &argv,
-                    &self.setup,
-                    Extra {
-                        close_fds: true,
-                        ..Extra::default()
-                    },
-                )
-                .ok();
-                if let Some(r) = self.procs[i].readiness.as_mut() {
-                    r.check_pid = check_pid;
-                    r.next_try = next_try;
-                }
-                return;
+                let extra = Extra {
+                    close_fds: true,
+                    ..Extra::default()
+                };
+                return match spawn::spawn_with(&argv, &self.setup, extra) {
+                    Ok(pid) => Event::CheckSpawned { pid },
+                    Err(_) => Event::ReadyNotYet,
+                };
             }
         };
-        if ok {
-            self.mark_ready(i);
-        } else if let Some(r) = self.procs[i].readiness.as_mut() {
-            r.next_try = next_try;
-        }
-    }
-
-    pub(super) fn mark_ready(&mut self, i: usize) {
-        let p = &mut self.procs[i];
-        if matches!(p.state, State::Running { .. }) && !p.ready {
-            p.ready = true;
-            p.readiness = None;
-            let message = format!("{} is ready", p.spec.name);
-            self.log(message);
+        if passed {
+            Event::ReadyPassed
+        } else {
+            Event::ReadyNotYet
         }
     }
 }

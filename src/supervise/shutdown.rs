@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
+use super::machine::{self, Context, Event};
 use super::stop::signal_process;
-use super::table::State;
 use super::{KILL_WAIT, Mode, Phase, Supervisor};
-use crate::init::{cleanup, leftover};
+use crate::init::cleanup;
 
 impl Supervisor {
     pub(super) fn begin_shutdown(&mut self, code: i32, why: &str) {
@@ -22,10 +22,8 @@ impl Supervisor {
             grace_until: Instant::now() + grace,
             code,
         };
-        for p in &mut self.procs {
-            if matches!(p.state, State::Waiting | State::Backoff { .. }) {
-                p.state = State::Stopped;
-            }
+        for i in 0..self.procs.len() {
+            self.apply(i, Event::ShutdownBegan);
         }
     }
 
@@ -67,27 +65,18 @@ impl Supervisor {
             }
             _ => {}
         }
-        for i in 0..self.procs.len() {
-            match self.procs[i].state {
-                State::Backoff { until } if now >= until => self.procs[i].state = State::Waiting,
-                State::Stopping { pid, kill_at, then } if now >= kill_at => {
-                    let message = format!(
-                        "{} did not stop within {}: SIGKILL",
-                        self.procs[i].spec.name,
-                        crate::duration::format(self.procs[i].spec.stop_timeout)
-                    );
-                    self.log(message);
-                    signal_process(pid, libc::SIGKILL);
-                    leftover::kill(&self.procs[i].snapshot);
-                    self.procs[i].state = State::Stopping {
-                        pid,
-                        kill_at: now + KILL_WAIT,
-                        then,
-                    };
-                }
-                State::Running { pid } if !self.procs[i].ready => self.check_ready(i, pid, now),
-                _ => {}
+        // One event per process and wake-up: a next one already due makes the loop's
+        // deadline a past one, and so the next turn at once.
+        let mut i = 0;
+        while i < self.procs.len() {
+            let context = Context {
+                now,
+                ..self.context()
+            };
+            if let Some(event) = machine::due(&self.procs[i], context) {
+                self.apply(i, event);
             }
+            i += 1;
         }
     }
 }

@@ -5,16 +5,14 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::time::Instant;
 
-use nix::unistd::Pid;
-
 use super::logs::{LogPipe, Stream};
-use super::table::{Managed, Readiness, State, Then, Watch};
+use super::machine::Event;
+use super::table::{self, Managed, State, Then, Watch};
 use super::{Mode, ORPHAN_GRACE_MIN, Phase, Supervisor, pipe, policy};
 use crate::config::spec::{self, Process, ReadyCheck};
-use crate::exit::{Exit, code};
+use crate::exit::code;
 use crate::init::cleanup;
 use crate::init::reap::Children;
-use crate::init::signals::{self, send};
 use crate::init::spawn::{self, Credentials, Extra};
 use crate::volume::users::{Accounts, UserError};
 
@@ -69,39 +67,6 @@ impl Supervisor {
         }
     }
 
-    /// A changed template: the reload signal, or a restart.
-    pub(super) fn notify(&mut self, i: usize) {
-        let p = &self.procs[i];
-        match (p.spec.reload_signal, p.state) {
-            (Some(signo), State::Running { pid }) => {
-                self.log(format!(
-                    "{}: its configuration changed: sending {}",
-                    p.spec.name,
-                    signals::name(signo)
-                ));
-                let _ = send(Pid::from_raw(-pid.as_raw()), signo);
-            }
-            (None, State::Running { .. }) => {
-                self.log(format!(
-                    "{}: its configuration changed: restarting it",
-                    p.spec.name
-                ));
-                self.restart(i);
-            }
-            _ => {}
-        }
-    }
-
-    pub(super) fn restart(&mut self, i: usize) {
-        if self.procs[i].pid().is_some() {
-            self.stop(i, Then::Restart);
-        } else {
-            let p = &mut self.procs[i];
-            p.state = State::Waiting;
-            p.attempt = 0;
-        }
-    }
-
     /// Starts every waiting process whose dependencies are satisfied; during shutdown,
     /// stops the highest level still running.
     pub(super) fn advance(&mut self) {
@@ -111,76 +76,48 @@ impl Supervisor {
                 // go round until nothing more can start.
                 // The common case (every wake-up of an idle launch): nothing waits.
                 while self.procs.iter().any(|p| p.state == State::Waiting) {
-                    let satisfied: BTreeSet<String> = self
-                        .procs
-                        .iter()
-                        .filter(|p| p.satisfies())
-                        .map(|p| p.spec.name.clone())
-                        .collect();
-                    let startable: Vec<usize> = (0..self.procs.len())
-                        .filter(|&i| {
-                            self.procs[i].state == State::Waiting
-                                && self.procs[i]
-                                    .spec
-                                    .depends_on
-                                    .iter()
-                                    .all(|d| satisfied.contains(d))
-                        })
-                        .collect();
+                    let startable = table::startable(&self.procs);
                     if startable.is_empty() || self.phase != Phase::Running {
                         break;
                     }
                     for i in startable {
-                        self.start(i);
+                        self.apply(i, Event::DepsSatisfied);
                     }
                 }
                 if matches!(self.mode, Mode::Run { .. })
                     && self.phase == Phase::Running
                     && self.configuring.configured
-                    && self.procs.iter().all(|p| {
-                        matches!(
-                            p.state,
-                            State::Exited(_) | State::Failed(_) | State::Stopped
-                        )
-                    })
+                    && table::all_over(&self.procs)
                 {
                     self.log("no process left to supervise".into());
                     self.begin_shutdown(0, "nothing left to run");
                 }
             }
-            Phase::Stopping { grace_until, code } => {
-                let alive: Vec<usize> = (0..self.procs.len())
-                    .filter(|&i| self.procs[i].pid().is_some())
-                    .collect();
-                match alive.iter().map(|&i| self.procs[i].level).max() {
-                    Some(top) => {
-                        for i in alive {
-                            if self.procs[i].level == top
-                                && matches!(self.procs[i].state, State::Running { .. })
-                            {
-                                self.stop(i, Then::Rest);
-                            }
-                        }
-                    }
-                    None => {
-                        // Nothing may ever have run, and so no SIGCHLD have told whether
-                        // any child is left: ask.
-                        self.reap();
-                        // The managed processes are gone: now whatever they left behind.
-                        if self.children == Children::Remain {
-                            cleanup::signal_all(self.scope, libc::SIGTERM);
-                        }
-                        let until = grace_until.max(Instant::now() + ORPHAN_GRACE_MIN);
-                        self.phase = Phase::Draining { until, code };
+            Phase::Stopping { grace_until, code } => match table::to_stop(&self.procs) {
+                Some(now) => {
+                    for i in now {
+                        self.stop(i, Then::Rest);
                     }
                 }
-            }
+                None => {
+                    // Nothing may ever have run, and so no SIGCHLD have told whether
+                    // any child is left: ask.
+                    self.reap();
+                    // The managed processes are gone: now whatever they left behind.
+                    if self.children == Children::Remain {
+                        cleanup::signal_all(self.scope, libc::SIGTERM);
+                    }
+                    let until = grace_until.max(Instant::now() + ORPHAN_GRACE_MIN);
+                    self.phase = Phase::Draining { until, code };
+                }
+            },
             Phase::Draining { .. } | Phase::Killing { .. } => {}
         }
     }
 
-    pub(super) fn start(&mut self, i: usize) {
-        let now = Instant::now();
+    /// Starts process `i`, as its user, with its output piped when its lines are
+    /// prefixed and its notify descriptor when it has one: `Spawned` or `SpawnFailed`.
+    pub(super) fn spawn(&mut self, i: usize) -> Event {
         let spec = self.procs[i].spec.clone();
         let mut extra = Extra {
             cwd: spec.cwd.clone(),
@@ -198,12 +135,14 @@ impl Supervisor {
             // start, so the restart policy and its backoff apply: a reload that brings
             // the user back heals it, a user that stays missing ends in the give-up (and
             // stops the container when the process is critical).
-            let message = format!(
+            let why = format!(
                 "{}: not started (and never as launch's own user instead): {e}",
                 spec.name
             );
-            self.failed_start(i, now, message, code::CONFIG);
-            return;
+            return Event::SpawnFailed {
+                code: code::CONFIG,
+                why,
+            };
         }
         let mut new_watches = Vec::new();
         if spec.log_prefix {
@@ -236,40 +175,15 @@ impl Supervisor {
         for watch in new_watches {
             self.watch(watch);
         }
-        let p = &mut self.procs[i];
-        p.started = Some(now);
-        p.ready = false;
-        p.readiness = spec.ready.as_ref().map(|r| Readiness {
-            deadline: now + r.timeout,
-            next_try: now,
-            check_pid: None,
-        });
         match result {
-            Ok(pid) => {
-                p.state = State::Running { pid };
-                if p.readiness.is_none() {
-                    p.ready = true;
-                }
-                let message = format!("{} started (pid {pid})", spec.name);
-                self.log(message);
-            }
-            Err(e) => {
-                let message = format!("{}: cannot start: {e}", spec.name);
-                self.failed_start(i, now, message, e.exit_code());
-            }
+            Ok(pid) => Event::Spawned { pid },
+            // Like a crash: the same backoff, so that a missing binary or user neither
+            // spins nor starves the others.
+            Err(e) => Event::SpawnFailed {
+                code: e.exit_code(),
+                why: format!("{}: cannot start: {e}", spec.name),
+            },
         }
-    }
-
-    /// Process `i` could not be started at `now`: like a crash with `code`, the same
-    /// backoff, so that a missing binary or user neither spins nor starves the others.
-    pub(super) fn failed_start(&mut self, i: usize, now: Instant, message: String, code: i32) {
-        self.log(message);
-        let p = &mut self.procs[i];
-        p.started = Some(now);
-        p.ready = false;
-        p.readiness = None;
-        // Its state stays what it was (waiting): `ended` decides what follows.
-        self.ended(i, Exit::Code(code));
     }
 }
 

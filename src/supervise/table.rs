@@ -179,3 +179,127 @@ impl Watch {
         matches!(self, Watch::Control { .. } | Watch::Metrics { .. })
     }
 }
+
+/// The processes that may start now: waiting, with every dependency satisfied.
+pub(super) fn startable(procs: &[Managed]) -> Vec<usize> {
+    let satisfied: Vec<&str> = procs
+        .iter()
+        .filter(|p| p.satisfies())
+        .map(|p| p.spec.name.as_str())
+        .collect();
+    (0..procs.len())
+        .filter(|&i| {
+            procs[i].state == State::Waiting
+                && procs[i]
+                    .spec
+                    .depends_on
+                    .iter()
+                    .all(|d| satisfied.contains(&d.as_str()))
+        })
+        .collect()
+}
+
+/// At shutdown, the processes to stop now: those that run, of the highest level that
+/// still has a process alive (the ones of that level already stopping are left to it).
+/// `None` once no process is alive.
+pub(super) fn to_stop(procs: &[Managed]) -> Option<Vec<usize>> {
+    let alive = || procs.iter().enumerate().filter(|(_, p)| p.pid().is_some());
+    let top = alive().map(|(_, p)| p.level).max()?;
+    Some(
+        alive()
+            .filter(|(_, p)| p.level == top && matches!(p.state, State::Running { .. }))
+            .map(|(i, _)| i)
+            .collect(),
+    )
+}
+
+/// Nothing is left to supervise: every process has ended for good or was stopped by
+/// launch (one held on request keeps launch running).
+pub(super) fn all_over(procs: &[Managed]) -> bool {
+    procs.iter().all(|p| {
+        matches!(
+            p.state,
+            State::Exited(_) | State::Failed(_) | State::Stopped
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Processes named by `(name, depends_on, level, state, ready)`.
+    fn table(rows: &[(&str, &[&str], usize, State, bool)]) -> Vec<Managed> {
+        rows.iter()
+            .map(|&(name, deps, level, state, ready)| {
+                let spec = Process {
+                    depends_on: deps.iter().map(|d| d.to_string()).collect(),
+                    ..Process::service(name, vec![name.into()])
+                };
+                let mut p = Managed::new(spec, level);
+                p.state = state;
+                p.ready = ready;
+                p
+            })
+            .collect()
+    }
+
+    const RUNS: State = State::Running {
+        pid: Pid::from_raw(100),
+    };
+
+    #[test]
+    fn what_may_start_waits_for_ready_dependencies() {
+        let now = Instant::now();
+        let procs = table(&[
+            ("db", &[], 0, RUNS, true),
+            ("cache", &[], 0, RUNS, false),
+            ("app", &["db"], 1, State::Waiting, false),
+            ("web", &["app", "cache"], 2, State::Waiting, false),
+            ("worker", &["cache"], 1, State::Waiting, false),
+            ("cron", &[], 0, State::Backoff { until: now }, false),
+        ]);
+        assert_eq!(startable(&procs), [2]);
+    }
+
+    #[test]
+    fn shutdown_stops_the_highest_level_alive_first() {
+        let stopping = State::Stopping {
+            pid: Pid::from_raw(101),
+            kill_at: Instant::now(),
+            then: Then::Rest,
+        };
+        let procs = table(&[
+            ("db", &[], 0, RUNS, true),
+            ("app", &["db"], 1, RUNS, true),
+            ("web", &["app"], 2, stopping, true),
+            ("api", &["app"], 2, RUNS, true),
+            ("gone", &["app"], 3, State::Stopped, false),
+        ]);
+        assert_eq!(to_stop(&procs), Some(vec![3]));
+        let procs = table(&[("db", &[], 0, RUNS, true), ("app", &["db"], 1, RUNS, true)]);
+        assert_eq!(to_stop(&procs), Some(vec![1]));
+        let procs = table(&[("db", &[], 0, State::Stopped, false)]);
+        assert_eq!(to_stop(&procs), None);
+    }
+
+    #[test]
+    fn launch_runs_on_while_something_runs_waits_or_is_held() {
+        let ended = [
+            State::Exited(Exit::Code(0)),
+            State::Failed(Exit::Code(1)),
+            State::Stopped,
+        ];
+        let over = table(&[
+            ("a", &[], 0, ended[0], false),
+            ("b", &[], 0, ended[1], false),
+            ("c", &[], 0, ended[2], false),
+        ]);
+        assert!(all_over(&over));
+        for state in [RUNS, State::Waiting, State::Held] {
+            let mut procs = table(&[("a", &[], 0, ended[0], false)]);
+            procs.extend(table(&[("b", &[], 0, state, false)]));
+            assert!(!all_over(&procs), "{state:?}");
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The executor: hands events to the state machine ([`machine::step`]) and performs the
+//! effects it returns, which is where the signals, spawns, checks and log lines happen.
+//! Every change of a process's state goes through [`Supervisor::apply`].
+
+use std::time::Instant;
+
+use nix::unistd::Pid;
+
+use super::machine::{self, Context, Effect, Event, Reach};
+use super::stop::signal_process;
+use super::table::Then;
+use super::{Mode, Phase, Supervisor};
+use crate::init::leftover;
+use crate::init::signals::send;
+
+impl Supervisor {
+    /// What the state machine knows of launch, now.
+    pub(super) fn context(&self) -> Context {
+        Context {
+            now: Instant::now(),
+            plain: matches!(self.mode, Mode::Plain { .. }),
+            shutting_down: self.phase != Phase::Running,
+        }
+    }
+
+    /// `event` happened to process `i`: its next state, and what that takes.
+    pub(super) fn apply(&mut self, i: usize, event: Event) {
+        let context = self.context();
+        let Some(p) = self.procs.get_mut(i) else {
+            return;
+        };
+        for effect in machine::step(p, event, context) {
+            if effect == Effect::Forget {
+                self.procs.remove(i);
+                return;
+            }
+            self.perform(i, effect);
+        }
+    }
+
+    fn perform(&mut self, i: usize, effect: Effect) {
+        match effect {
+            Effect::Spawn => {
+                let result = self.spawn(i);
+                self.apply(i, result);
+            }
+            Effect::Snapshot { pid } => self.procs[i].snapshot = leftover::snapshot(pid),
+            // Never 0 or 1: as a group those are launch's own, or every process there is.
+            Effect::Signal { pid, .. } if pid.as_raw() <= 1 => {}
+            Effect::Signal {
+                pid,
+                signo,
+                reach: Reach::ProcessAndGroup,
+            } => signal_process(pid, signo),
+            Effect::Signal {
+                pid,
+                signo,
+                reach: Reach::Group,
+            } => {
+                let _ = send(Pid::from_raw(-pid.as_raw()), signo);
+            }
+            Effect::KillSnapshot => leftover::kill(&self.procs[i].snapshot),
+            Effect::EndLeftovers { pid, kill_at } => self.sweep(i, pid, kill_at),
+            Effect::CheckReady => {
+                let result = self.check_ready(i);
+                self.apply(i, result);
+            }
+            Effect::Log { message, verbose } if verbose => self.log_verbose(message),
+            Effect::Log { message, .. } => self.log(message),
+            Effect::Shutdown { code, why } => self.begin_shutdown(code, &why),
+            Effect::ExitLauncher { exit } => {
+                if let Mode::Plain { remap, grace, .. } = &self.mode {
+                    let (code, grace) = (remap.apply(exit.code()), *grace);
+                    self.take_terminal_back();
+                    self.phase = Phase::Stopping {
+                        grace_until: Instant::now() + grace,
+                        code,
+                    };
+                }
+            }
+            // Done by `apply`, last.
+            Effect::Forget => {}
+        }
+    }
+
+    /// Asks process `i` to stop, and then `then`.
+    pub(super) fn stop(&mut self, i: usize, then: Then) {
+        self.apply(i, Event::StopRequested(then));
+    }
+
+    /// Restarts process `i` (not a crash: no backoff).
+    pub(super) fn restart(&mut self, i: usize) {
+        self.apply(i, Event::StopRequested(Then::Restart));
+    }
+
+    /// A changed template: the reload signal, or a restart.
+    pub(super) fn notify(&mut self, i: usize) {
+        self.apply(i, Event::Notified);
+    }
+
+    /// Process `i` is ready.
+    pub(super) fn mark_ready(&mut self, i: usize) {
+        self.apply(i, Event::ReadyPassed);
+    }
+}
