@@ -116,15 +116,20 @@ fn option(p: &mut Program, e: &Entry, imported: &mut Imported) -> Result<(), Lin
         "umask" => p.umask = Some(value.into()),
         "numprocesses" if value == "1" => {}
         "numprocesses" => imported.note(e.line, not("launch runs one instance of a process; write one process per instance")),
-        "max_age" | "max_age_variance" => imported.note(e.line, not("launch does not restart a process by age; if it must, a cron-like oneshot that runs `launch restart NAME` can")),
+        // 0 is circus's default: never.
+        "max_age" if value.parse::<f64>() == Ok(0.0) => {}
+        "max_age" => match seconds(value) {
+            Some(age) => p.max_age = Some(age),
+            None => imported.note(e.line, not("not a number of seconds")),
+        },
+        "max_age_variance" => imported.note(e.line, not("launch recycles a process at its max_age exactly (one instance each: nothing to spread out)")),
         "stop_signal" => match signal(value) {
             Some(sig) => p.stop_signal = Some(sig),
             None => imported.note(e.line, not("not a signal launch knows")),
         },
-        "graceful_timeout" => match value.parse::<f64>() {
-            Ok(s) if s >= 0.0 && s.fract() == 0.0 => p.stop_timeout = Some(format!("{s}s")),
-            Ok(s) if s >= 0.0 => p.stop_timeout = Some(format!("{}ms", (s * 1000.0).round() as u64)),
-            _ => imported.note(e.line, not("not a number of seconds")),
+        "graceful_timeout" => match seconds(value) {
+            Some(timeout) => p.stop_timeout = Some(timeout),
+            None => imported.note(e.line, not("not a number of seconds")),
         },
         "priority" => {
             p.priority = Some(value.parse().map_err(|_| LineError {
@@ -151,6 +156,18 @@ fn option(p: &mut Program, e: &Entry, imported: &mut Imported) -> Result<(), Lin
         _ => imported.note(e.line, not("launch has no such option")),
     }
     Ok(())
+}
+
+/// circus's seconds (`86400`, `30`, `2.5`) as a launch duration (`24h`, `30s`,
+/// `2500ms`); `None` when it is not a number of seconds.
+fn seconds(value: &str) -> Option<String> {
+    match value.parse::<f64>() {
+        Ok(s) if s >= 3600.0 && s % 3600.0 == 0.0 => Some(format!("{}h", s / 3600.0)),
+        Ok(s) if s >= 60.0 && s % 60.0 == 0.0 => Some(format!("{}m", s / 60.0)),
+        Ok(s) if s >= 0.0 && s.fract() == 0.0 => Some(format!("{s}s")),
+        Ok(s) if s >= 0.0 && s.is_finite() => Some(format!("{}ms", (s * 1000.0).round() as u64)),
+        _ => None,
+    }
 }
 
 /// `$(circus.env.NAME)` and `$(circus.wid)` in cmd and args.

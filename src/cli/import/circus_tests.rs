@@ -44,6 +44,7 @@ fn the_registry_image() {
     assert_eq!(p.group.as_deref(), Some("registry"));
     assert_eq!(p.stop_signal.as_deref(), Some("SIGQUIT"));
     assert_eq!(p.stop_timeout.as_deref(), Some("30s"));
+    assert_eq!(p.max_age.as_deref(), Some("24h"));
     assert_eq!(
         p.env,
         [
@@ -56,12 +57,29 @@ fn the_registry_image() {
         .iter()
         .map(|n| (n.line, n.text.as_str()))
         .collect();
-    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0].0, 1);
-    assert!(
-        notes[1].0 == 14 && notes[1].1.starts_with("max_age = 86400"),
-        "{notes:?}"
-    );
+}
+
+#[test]
+fn max_age_and_graceful_timeout_are_seconds() {
+    // key = value => max_age, stop_timeout
+    let table = [
+        ("max_age = 3600", Some("1h"), None),
+        ("max_age = 90", Some("90s"), None),
+        ("graceful_timeout = 120", None, Some("2m")),
+        ("max_age = 0", None, None),
+        ("max_age = 1.5", Some("1500ms"), None),
+        ("graceful_timeout = 0", None, Some("0s")),
+        ("graceful_timeout = 2.5", None, Some("2500ms")),
+    ];
+    for (line, max_age, stop_timeout) in table {
+        let got = read(&format!("[watcher:a]\ncmd = a\ncopy_env = true\n{line}\n")).unwrap();
+        let p = &got.programs[0];
+        assert_eq!(p.max_age.as_deref(), max_age, "{line}");
+        assert_eq!(p.stop_timeout.as_deref(), stop_timeout, "{line}");
+        assert!(got.notes.is_empty(), "{line}: {:?}", got.notes);
+    }
 }
 
 #[test]
@@ -73,6 +91,9 @@ fn notes_what_does_not_map() {
         ("autostart = false", "starts every process"),
         ("send_hup = true", "reload_signal"),
         ("max_retry = -1", "gives up"),
+        ("max_age = a day", "not a number of seconds"),
+        ("max_age = inf", "not a number of seconds"),
+        ("max_age_variance = 60", "at its max_age exactly"),
     ];
     for (line, want) in cases {
         let got = read(&format!("[watcher:a]\ncmd = a\ncopy_env = true\n{line}\n")).unwrap();

@@ -65,6 +65,7 @@ fn process(out: &mut String, p: &Program) {
         ("umask", &p.umask),
         ("stop_signal", &p.stop_signal),
         ("stop_timeout", &p.stop_timeout),
+        ("max_age", &p.max_age),
     ];
     for (key, value) in fields {
         if let Some(value) = value {

@@ -91,6 +91,8 @@ pub struct Program {
     pub umask: Option<String>,
     /// Restarts allowed within launch's restart window.
     pub max_restarts: Option<u32>,
+    /// Recycled after running this long, as `86400s`.
+    pub max_age: Option<String>,
     /// Other processes started first.
     pub depends_on: Vec<String>,
     /// The source's start order (lower first), when it gave one.
@@ -113,6 +115,7 @@ impl Program {
             stop_timeout: None,
             umask: None,
             max_restarts: None,
+            max_age: None,
             depends_on: Vec::new(),
             priority: None,
         }
