@@ -143,3 +143,43 @@ fn check_inside_the_container_applies_the_running_launchs_set_flags() {
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(15)).code(), Some(0));
 }
+
+#[test]
+fn a_process_put_back_while_it_still_stops_from_its_removal_comes_back() {
+    let p = Project::new("reload-put-back");
+    let out = p.out();
+    p.write("project/pillar.yml", "extra: true\n").write(
+        "project/launch.yml",
+        &format!(
+            "processes:\n  app: {{command: [sleep, \"1000\"]}}\n{{% if pillar.extra %}}\n  slow: {{command: \"trap 'sleep 2; exit 0' TERM; echo $$ >> {out}/slow.pids; while :; do sleep 0.1; done\"}}\n{{% endif %}}\n"
+        ),
+    );
+    let mut launch = p.run_with_private_root(&p.path("control/launch.sock"));
+    launch.expect_log("slow started");
+
+    // The spec's structure follows the image's layers only (an operator's value never
+    // adds or removes a process): here an image-level override, as a ConfigMap mounted
+    // on pillar/ would be.
+    p.write("pillar/extra.yml", "extra: false\n");
+    let removed = control(&p, &["reload"]);
+    assert_eq!(removed.status.code(), Some(0), "{}", text(&removed));
+    launch.expect_log("slow is no longer in the spec");
+    // Back in the spec while it still takes its two seconds to stop.
+    p.write("pillar/extra.yml", "extra: true\n");
+    let back = control(&p, &["reload"]);
+    assert_eq!(back.status.code(), Some(0), "{}", text(&back));
+    support::wait_until(Duration::from_secs(15), || {
+        let pids = std::fs::read_to_string(p.path("out/slow.pids")).ok()?;
+        (pids.lines().count() == 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("slow never came back:\n{}", launch.stderr.text()));
+    let status = text(&control(&p, &["status"]));
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("slow") && l.contains("running")),
+        "{status}"
+    );
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(15)).code(), Some(0));
+}

@@ -51,8 +51,21 @@ impl Supervisor {
                         old.log_prefix = process.log_prefix;
                         old != process
                     };
+                    // Put back while it still stops from its removal: it must start
+                    // again once it has ended, not be forgotten.
+                    let put_back = matches!(
+                        self.procs[i].state,
+                        State::Stopping {
+                            then: Then::Remove,
+                            ..
+                        }
+                    );
                     self.procs[i].level = level;
-                    if changed {
+                    if put_back {
+                        self.log(format!("{} is back in the spec", process.name));
+                        self.procs[i].spec = process;
+                        self.restart(i);
+                    } else if changed {
                         self.log(format!(
                             "{} changed in the spec: restarting it",
                             process.name
