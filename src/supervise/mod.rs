@@ -263,6 +263,8 @@ struct Supervisor {
     out_watched: [Option<u64>; 2],
     /// Whether the pipes that go to stdout, stderr are left unread for a slow reader.
     out_paused: [bool; 2],
+    /// TCP readiness connections still under way.
+    probes: ready::Probes,
 }
 
 impl Supervisor {
@@ -300,6 +302,7 @@ impl Supervisor {
             out: RefCell::new(Outputs::open()),
             out_watched: [None, None],
             out_paused: [false, false],
+            probes: ready::Probes::new(),
         })
     }
 
