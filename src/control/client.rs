@@ -43,7 +43,13 @@ pub fn call(path: &Path, request: &Request) -> i32 {
             return unreachable_code(request, denied);
         }
     };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    // A reload answers once the processes it touched are ready again, or it was rolled
+    // back: launch bounds that by their own timeouts, so the client waits it out.
+    let timeout = match request {
+        Request::Reload => None,
+        _ => Some(Duration::from_secs(30)),
+    };
+    let _ = stream.set_read_timeout(timeout);
     // MSG_NOSIGNAL: a launch that refuses us may close first; that must not kill the
     // client with SIGPIPE, and its answer is still there to read.
     let line = format!("{}\n", request.line());

@@ -25,7 +25,7 @@ pub struct ProcessMetrics {
 /// launch's own figures.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Own {
-    /// Reloads by result ("reloaded", "refused", "failed midway", "abandoned").
+    /// Reloads by result ("reloaded", "refused", "rolled back", "abandoned").
     pub reloads: Vec<(String, u64)>,
     /// Resident memory, bytes.
     pub rss_bytes: u64,

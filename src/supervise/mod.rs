@@ -7,8 +7,10 @@
 //! order), `stop` (ends, restarts, stops), `shutdown` (the phases and their timers),
 //! [`ready`] (readiness checks), `answers` (the control socket's requests), `relay` and
 //! [`logs`] (the children's output and launch's own log), `worker` (each configuration
-//! in a child process, so that the loop never waits on one); [`policy`] holds the
-//! decisions that are pure functions of state, tested as tables.
+//! in a child process, so that the loop never waits on one), `reload` (a reload as a
+//! transaction: watched until its processes are ready, or rolled back) and
+//! `last_reload` (what it came to); [`policy`] and `transaction` hold the decisions
+//! that are pure functions of state, tested as tables.
 //!
 //! Two modes share this one supervisor. `launch -- CMD` is a single process whose end
 //! ends launch and to which every signal is forwarded. `launch run` runs the spec's
@@ -20,15 +22,18 @@ use table::State;
 use table::Watch;
 
 mod answers;
+mod last_reload;
 pub mod logs;
 mod metrics;
 pub mod policy;
 pub mod ready;
 mod relay;
+mod reload;
 mod shutdown;
 mod start;
 mod stop;
 mod table;
+mod transaction;
 mod worker;
 
 use std::cell::RefCell;
@@ -342,6 +347,8 @@ impl Supervisor {
                 }
             }
             self.on_time(Instant::now());
+            // A pending reload is judged from the table as this turn left it.
+            self.settle_reload(Instant::now());
             self.sync_output();
         }
     }
@@ -370,7 +377,10 @@ impl Supervisor {
             | Phase::Draining { until: t, .. }
             | Phase::Killing { until: t, .. } => Some(t),
         };
-        let phase = phase.into_iter().chain(self.configuring.deadline());
+        let phase = phase
+            .into_iter()
+            .chain(self.configuring.deadline())
+            .chain(self.reload_wake(Instant::now()));
         let procs = self.procs.iter().flat_map(|p| {
             let state = match p.state {
                 State::Backoff { until } => Some(until),

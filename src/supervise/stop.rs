@@ -128,7 +128,7 @@ impl Supervisor {
                     format!("{name} exited ({exit})")
                 };
                 self.log(why.clone());
-                if fatal {
+                if fatal && !self.reload_absorbs(&name, exit) {
                     self.begin_shutdown(exit.code(), &why);
                 }
             }
