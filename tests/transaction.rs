@@ -281,3 +281,42 @@ fn a_critical_process_that_fails_during_a_reload_rolls_it_back_instead_of_ending
     drop(squatter);
     stop(launch);
 }
+
+#[test]
+fn reload_waits_for_readiness_and_status_shows_it_pending() {
+    let p = Project::new("txn-pending");
+    let out = p.out();
+    p.write("project/pillar.yml", &format!("flag: {out}/ready-1\n"))
+        .write(
+            "project/launch.yml",
+            "processes:\n  app:\n    command: [sleep, \"1000\"]\n    \
+             ready: {file: \"{{ pillar.flag }}\", interval: 50ms}\n",
+        );
+    std::fs::write(p.path("out/ready-1"), "").unwrap();
+    let launch = start(&p);
+
+    p.write(
+        "data/configuration/pillar.yml",
+        &format!("flag: {out}/ready-2\n"),
+    );
+    let mut cmd = Command::new(support::launch_bin());
+    cmd.arg("reload")
+        .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
+        .stdout(Stdio::piped());
+    let reload = cmd.spawn().unwrap();
+    let pending = support::wait_until(Duration::from_secs(15), || {
+        let status = text(&control(&p, &["status"]));
+        status
+            .contains("reload in progress: waiting for app to be ready")
+            .then_some(status)
+    });
+    assert!(pending.is_some(), "{}", launch.stderr.text());
+    std::fs::write(p.path("out/ready-2"), "").unwrap();
+    let answered = reload.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&answered.stdout);
+    assert_eq!(answered.status.code(), Some(0), "{said}");
+    assert!(said.ends_with("restarted app\nreloaded\n"), "{said}");
+    let status = text(&control(&p, &["status"]));
+    assert!(!status.contains("reload in progress"), "{status}");
+    stop(launch);
+}

@@ -27,6 +27,9 @@ impl Supervisor {
                     if let Some(last) = &self.configuring.last_reload {
                         table.push_str(&last.describe());
                     }
+                    if let Some(pending) = self.reload_in_progress() {
+                        table.push_str(&format!("{pending}\n"));
+                    }
                     (table, 0)
                 }
             }

@@ -432,6 +432,26 @@ impl Supervisor {
         }
     }
 
+    /// The pending reload in one line, for `launch status`.
+    pub(super) fn reload_in_progress(&self) -> Option<String> {
+        let pending = self.configuring.pending.as_ref()?;
+        let names = |watch: &Watch| watch.names().cloned().collect::<Vec<_>>().join(", ");
+        let cause = pending.cause.as_deref().unwrap_or_default();
+        Some(match &pending.stage {
+            Stage::Watching(watch) => {
+                format!(
+                    "reload in progress: waiting for {} to be ready",
+                    names(watch)
+                )
+            }
+            Stage::Restoring => format!("reload in progress: rolling back ({cause})"),
+            Stage::Recovering(watch) => format!(
+                "reload in progress: rolled back ({cause}); waiting for {} to be ready",
+                names(watch)
+            ),
+        })
+    }
+
     /// Shutdown: the pending reload ends unfinished; its clients, to be told.
     pub(super) fn abandon_reload(&mut self) -> Vec<UnixStream> {
         self.configuring
