@@ -170,11 +170,12 @@ impl Supervisor {
         let touched = transaction::touched(&old_spec.processes, &new.spec.processes, &new.notify);
         let mut report = LastReload::new(Ended::Reloaded);
         report.changes = new.changes;
-        report.changes.extend(touched.lines());
         report.warnings = new.warnings;
+        // What the processes are told is said as it is done (see `adopt_spec`).
         for line in report.changes.iter().chain(&report.warnings) {
             self.log(line.clone());
         }
+        report.changes.extend(touched.lines());
         let watched = touched.watched();
         let watch = self.watch_over(&new.spec, &watched);
         self.configuring.keys = new.keys;
@@ -376,7 +377,7 @@ impl Supervisor {
             touched
                 .lines()
                 .into_iter()
-                .map(|l| format!("{l} (the previous configuration)")),
+                .map(|l| format!("previous configuration: {l}")),
         );
         let watch = self.watch_over(&old, &watched);
         self.configuring.adopted = Some(old.clone());

@@ -197,7 +197,7 @@ impl Supervisor {
             return;
         }
         self.log(match reply {
-            Some(_) => "launch reload: reconfiguring".into(),
+            Some(_) => "reload asked for (launch reload): reconfiguring".into(),
             None => "SIGHUP: reconfiguring".into(),
         });
         self.start_configuring(false, reply.into_iter().collect());
