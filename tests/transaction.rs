@@ -187,13 +187,20 @@ fn a_port_another_process_holds_is_rolled_back_and_the_service_answers_throughou
         std::fs::read_to_string(p.path("data/configuration/pillar.yml")).unwrap(),
         edit
     );
-    let checked = p.run("check", &[]);
+    let socket = p.path("control/launch.sock").display().to_string();
+    let checked = p.run_env("check", &[], &[("LAUNCH_CONTROL", &socket)]);
     for needle in [
+        "the running launch's last reload: ".into(),
+        "rolled back: app exited (exit code 1)".into(),
         format!("-port={port}"),
         format!("+port={taken}"),
         "1 of 1 file would change".into(),
     ] {
-        assert!(checked.stdout.contains(&needle), "{}", checked.stdout);
+        assert!(
+            checked.stdout.contains(&needle),
+            "{needle:?}:\n{}",
+            checked.stdout
+        );
     }
 
     let status = text(&control(&p, &["status"]));

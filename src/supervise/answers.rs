@@ -52,6 +52,10 @@ impl Supervisor {
             }
             // Answered when the worker has (see `on_readable`).
             Request::Reload => ("reloading\n".into(), 0),
+            Request::LastReload => match &self.configuring.last_reload {
+                Some(last) => (last.describe(), last.result.exit_code()),
+                None => (String::new(), 0),
+            },
             Request::Restart(name) | Request::Stop(name) | Request::Start(name)
                 if find(&self.procs, &name).is_none() =>
             {
