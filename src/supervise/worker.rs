@@ -373,9 +373,11 @@ impl Supervisor {
             }
         }
         // Nothing runs yet; what the worker may have left gets the usual end. Reaping
-        // now learns whether anything is left at all (no SIGCHLD may ever come).
+        // now learns whether anything is left at all (no SIGCHLD may ever come). The
+        // grace is the one left-behind processes get: with none, launch ends at once,
+        // without a "grace is over" from this very turn's timers.
         self.phase = Phase::Stopping {
-            grace_until: Instant::now(),
+            grace_until: Instant::now() + super::ORPHAN_GRACE_MIN,
             code: code::CONFIG,
         };
         self.reap();
