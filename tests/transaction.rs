@@ -327,3 +327,61 @@ fn reload_waits_for_readiness_and_status_shows_it_pending() {
     assert!(!status.contains("reload in progress"), "{status}");
     stop(launch);
 }
+
+#[test]
+fn a_write_that_fails_midway_is_rolled_back_before_any_process_is_told() {
+    let p = Project::new("txn-midway");
+    let out = p.out();
+    p.write("project/pillar.yml", "version: 1\n")
+        .write(
+            "project/templates/app.conf",
+            "version={{ pillar.version }}\n",
+        )
+        .write(
+            "project/launch.yml",
+            &format!(
+                "templates:\n  - {{src: templates/app.conf, dest: {out}/app.conf, notify: [app]}}\n\
+                 processes:\n  app: {{command: \"echo $$ >> {out}/app.pids; exec sleep 1000\"}}\n"
+            ),
+        );
+    let root = p.root.display().to_string();
+    let mut cmd = support::command(Mode::Pid1, &["run", "--root", &root]);
+    cmd.env("LAUNCH_CONTROL", p.path("control/launch.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let launch = Launched::spawn(Mode::Pid1, cmd);
+    launch.expect_log("app started");
+
+    // The image's layer changes the output; the operator's file is gone, and where launch
+    // runs, configuration/ has become read-only: the output is written, then writing
+    // the operator's file again fails.
+    let conf = p.path("data/configuration").display().to_string();
+    let mounted = Command::new("nsenter")
+        .args(["-t", &launch.pid.to_string(), "-m", "sh", "-c"])
+        .arg("mount --bind \"$0\" \"$0\" && mount -o remount,bind,ro \"$0\"")
+        .arg(&conf)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    std::fs::remove_file(p.path("data/configuration/pillar.yml")).unwrap();
+    p.write("pillar/10-image.yml", "version: 2\n");
+
+    let reloaded = control(&p, &["reload"]);
+    let said = text(&reloaded);
+    assert_eq!(reloaded.status.code(), Some(79), "{said}");
+    for needle in [
+        format!("written before it: {out}/app.conf"),
+        format!("put back {out}/app.conf"),
+        "rolled back: writing the new configuration failed midway; the previous configuration runs again".into(),
+    ] {
+        assert!(said.contains(&needle), "no {needle:?} in:\n{said}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(p.path("out/app.conf")).unwrap(),
+        "version=1\n"
+    );
+    let pids = std::fs::read_to_string(p.path("out/app.pids")).unwrap();
+    assert_eq!(pids.lines().count(), 1, "the app was told: {pids}");
+    stop(launch);
+}

@@ -129,7 +129,7 @@ impl Supervisor {
             }) => {
                 let mut report = LastReload::new(Ended::RolledBack);
                 report.errors = errors;
-                report.changes.push(written_before);
+                report.errors.push(written_before);
                 let pending = Pending {
                     stage: Stage::Restoring,
                     old_spec: None,
@@ -266,8 +266,11 @@ impl Supervisor {
             (Verdict::Rollback(cause), false) => self.roll_back(pending, cause.to_string()),
             (Verdict::Commit, true) => {
                 let cause = pending.cause.take().unwrap_or_default();
-                pending.report.why =
-                    Some(format!("{cause}; the previous configuration runs again"));
+                pending.report.why = Some(if pending.report.result == Ended::RollbackIncomplete {
+                    format!("{cause}; not every previous file could be put back (see above)")
+                } else {
+                    format!("{cause}; the previous configuration runs again")
+                });
                 self.end_reload(pending.report, pending.replies);
             }
             (Verdict::Rollback(again), true) => {
