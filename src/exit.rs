@@ -22,8 +22,16 @@ pub mod code {
     pub const INTERNAL: i32 = 70;
     /// A file could not be created (EX_CANTCREAT).
     pub const CANT_CREATE: i32 = 73;
+    /// An input or output error on a file (EX_IOERR): a rolled-back reload could not
+    /// put every previous file back.
+    pub const IO_ERROR: i32 = 74;
     /// The configuration is wrong (EX_CONFIG).
     pub const CONFIG: i32 = 78;
+    /// A reload was applied and then rolled back: a process it touched did not come
+    /// back ready, and the previous configuration runs again. launch's own (sysexits(3)
+    /// has none that fits: nothing is wrong with the request's form, and retrying it
+    /// as it is fails again).
+    pub const ROLLED_BACK: i32 = 79;
     /// The command exists but could not be executed (the shell's code).
     pub const NOT_EXECUTABLE: i32 = 126;
     /// The command was not found (the shell's code).

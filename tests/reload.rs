@@ -1,6 +1,7 @@
-//! The operator's loop, from their side: a reload says what it did (files, keys by
-//! fingerprint, warnings, processes told), or why not, to `launch reload`, in the log
-//! and in `launch status`.
+//! The operator's loop, from their side: a reload says what it did (files, keys added
+//! and removed by fingerprint, warnings, processes restarted or signalled), or why not,
+//! to `launch reload`, in the log and in `launch status`. (A reload that is rolled back:
+//! tests/transaction.rs.)
 
 mod support;
 
@@ -36,7 +37,7 @@ fn a_reload_says_what_it_did_and_status_remembers_it() {
         .write(
             "project/launch.yml",
             &format!(
-                "ssh: {{user: root}}\ntemplates:\n  - {{src: templates/app.conf, dest: {out}/app.conf, notify: [app]}}\nprocesses:\n  app: {{command: [sleep, \"1000\"], reload_signal: SIGHUP}}\n"
+                "ssh: {{user: root}}\ntemplates:\n  - {{src: templates/app.conf, dest: {out}/app.conf, notify: [app]}}\nprocesses:\n  app: {{command: \"trap '' HUP; exec sleep 1000\", reload_signal: SIGHUP}}\n"
             ),
         );
     let mut launch = p.run_with_private_root(&p.path("control/launch.sock"));
@@ -49,12 +50,12 @@ fn a_reload_says_what_it_did_and_status_remembers_it() {
     let said = text(&reloaded);
     assert_eq!(reloaded.status.code(), Some(0), "{said}");
     for needle in [
-        "ssh key SHA256:",
-        "alice.pub:1",
+        "ssh key added SHA256:",
+        "alice.pub:1)",
         "warning: ",
         "bob.pub:1",
         &format!("wrote {out}/app.conf"),
-        "told of their new configuration: app",
+        "signalled app (SIGHUP)",
         "reloaded",
     ] {
         assert!(
@@ -66,21 +67,29 @@ fn a_reload_says_what_it_did_and_status_remembers_it() {
         !said.contains("AAAA-not-base64"),
         "a refused key's text was shown:\n{said}"
     );
-    assert!(launch.stderr.wait_for(
-        "told of their new configuration: app",
-        Duration::from_secs(5)
-    ));
+    launch.expect_log("reload: reloaded");
+    launch.expect_log("  signalled app (SIGHUP)");
     let status = text(&control(&p, &["status"]));
     assert!(status.contains("last reload: "), "{status}");
     assert!(status.contains(": reloaded\n"), "{status}");
-    assert!(status.contains("alice.pub:1"), "{status}");
+    assert!(status.contains("  ssh key added SHA256:"), "{status}");
+    assert!(status.contains("alice.pub:1)"), "{status}");
+
+    // Taking the key away: said by fingerprint.
+    std::fs::remove_file(p.path("data/ssh/alice.pub")).unwrap();
+    let removed = text(&control(&p, &["reload"]));
+    assert!(removed.contains("ssh key removed SHA256:"), "{removed}");
+    assert!(removed.contains("alice.pub:1)"), "{removed}");
 
     // A refused reload: said, and remembered as refused with its cause.
     p.write("data/configuration/pillar.yml", "greting: typo\n");
     let refused = control(&p, &["reload"]);
     assert_eq!(refused.status.code(), Some(78), "{}", text(&refused));
     let status = text(&control(&p, &["status"]));
-    assert!(status.contains(": refused\n"), "{status}");
+    assert!(
+        status.contains(": refused: the new configuration is not valid; keeping the running one\n"),
+        "{status}"
+    );
     assert!(
         status.contains("`greting` is not a setting of this image"),
         "{status}"
@@ -167,7 +176,13 @@ fn a_process_put_back_while_it_still_stops_from_its_removal_comes_back() {
     // Back in the spec while it still takes its two seconds to stop.
     p.write("pillar/extra.yml", "extra: true\n");
     let back = control(&p, &["reload"]);
-    assert_eq!(back.status.code(), Some(0), "{}", text(&back));
+    assert_eq!(
+        back.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&back),
+        launch.stderr.text()
+    );
     support::wait_until(Duration::from_secs(15), || {
         let pids = std::fs::read_to_string(p.path("out/slow.pids")).ok()?;
         (pids.lines().count() == 2).then_some(())

@@ -160,7 +160,7 @@ fn a_reload_past_its_deadline_is_abandoned_and_a_queued_one_follows() {
     );
     wait_log(
         &launch,
-        "the reload was abandoned; keeping the running configuration",
+        "reload: abandoned: no answer from the configuration worker; keeping the running configuration",
     );
     wait_log(&launch, "reconfiguring again");
     let wrote = format!("wrote {}", p.path("out/app.conf").display());

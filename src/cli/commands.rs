@@ -46,6 +46,16 @@ pub fn with_running_sets(mut options: Options, socket: &Path) -> Options {
     options
 }
 
+/// Inside a container whose launch refused or rolled back its last reload: says so
+/// first, so that the diff `check` prints reads as what was refused, against what runs.
+pub fn say_last_reload(socket: &Path) {
+    if let Some((said, exit)) = crate::control::ask(socket, &crate::control::Request::LastReload) {
+        if exit != 0 && !said.is_empty() {
+            print!("the running launch's {said}");
+        }
+    }
+}
+
 /// `launch check`: everything of the start-up's first step and a diff of what would
 /// change; writes nothing. 0 when valid, 78 when not.
 pub fn check(options: &Options, show_pillar: bool) -> i32 {

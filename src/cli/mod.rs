@@ -75,6 +75,7 @@ fn run_action(action: Action) -> i32 {
                 track_origins: show_pillar,
                 ..commands::with_running_sets(config.options(), &control.socket)
             };
+            commands::say_last_reload(&control.socket);
             commands::check(&options, show_pillar)
         }
         Action::Reconfigure { config, control } => {

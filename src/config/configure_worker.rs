@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::reconfigure::{self, Options};
+use crate::config::rollback::{self, Previous, Restored};
 use crate::config::spec::Spec;
 use crate::exit::code;
 
@@ -63,14 +64,21 @@ impl Default for Limits {
 pub enum Outcome {
     /// Everything was written: the supervisor adopts `spec`.
     Done {
-        /// The new spec.
-        spec: Spec,
+        /// The new spec (boxed: the other answers are small).
+        spec: Box<Spec>,
         /// The processes whose templates changed.
         notify: BTreeSet<String>,
-        /// What the start-up says (SSH warnings and keys, seeds), before `wrote`.
+        /// What else the configuration did: seeds, secrets kept, the operator's file
+        /// created, leftovers removed.
         details: Vec<String>,
+        /// SSH key lines refused, and the like: `warning: ...`.
+        warnings: Vec<String>,
+        /// The SSH keys now installed; `None` when the spec has no `ssh:`.
+        keys: Option<Vec<SshKey>>,
         /// `wrote PATH`, one per changed output.
         wrote: Vec<String>,
+        /// What each changed output replaced, to put back on a rollback.
+        previous: Vec<Previous>,
     },
     /// The configuration is not valid: nothing was written.
     Invalid {
@@ -83,14 +91,37 @@ pub enum Outcome {
         errors: Vec<String>,
         /// What had been written before, in words.
         written_before: String,
-        /// The processes whose templates were written all the same.
-        notify: BTreeSet<String>,
+        /// What the outputs written before the failure replaced, to put back.
+        previous: Vec<Previous>,
     },
+    /// A rollback's worker put the previous files back (see [`Task::Restore`]).
+    Restored(Restored),
+}
+
+/// An installed SSH key, as a reload reports it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SshKey {
+    /// `SHA256:...`.
+    pub fingerprint: String,
+    /// `FILE:LINE` of the .pub line it came from.
+    pub from: String,
+}
+
+/// What a worker is started for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Steps 1 to 4: plan and write the configuration.
+    Configure,
+    /// Put back the files a reload replaced: a JSON list of [`Previous`] on stdin.
+    Restore,
 }
 
 /// The worker's command line: everything after [`SUBCOMMAND`].
-pub fn arguments(options: &Options, limits: &Limits) -> Vec<OsString> {
+pub fn arguments(options: &Options, limits: &Limits, task: Task) -> Vec<OsString> {
     let mut args = vec![OsString::from(SUBCOMMAND)];
+    if task == Task::Restore {
+        args.push("--task=restore".into());
+    }
     let mut pair = |name: &str, value: &OsStr| {
         let mut arg = OsString::from(format!("--{name}="));
         arg.push(value);
@@ -114,9 +145,10 @@ pub fn arguments(options: &Options, limits: &Limits) -> Vec<OsString> {
 }
 
 /// Reads [`arguments`] back; `None` for anything launch itself would not have written.
-fn parse(args: impl Iterator<Item = OsString>) -> Option<(Options, u64)> {
+fn parse(args: impl Iterator<Item = OsString>) -> Option<(Options, u64, Task)> {
     let mut options = Options::default();
     let mut memory = DEFAULT_MEMORY;
+    let mut task = Task::Configure;
     for arg in args {
         let bytes = arg.into_vec();
         let eq = bytes.iter().position(|&b| b == b'=')?;
@@ -128,10 +160,11 @@ fn parse(args: impl Iterator<Item = OsString>) -> Option<(Options, u64)> {
             b"--data" => options.layout.data = path(),
             b"--set" => options.sets.push(String::from_utf8(value).ok()?),
             b"--memory" => memory = std::str::from_utf8(&value).ok()?.parse().ok()?,
+            b"--task" if value == b"restore" => task = Task::Restore,
             _ => return None,
         }
     }
-    Some((options, memory))
+    Some((options, memory, task))
 }
 
 /// `launch __configure ...`: configures, writes the [`Outcome`] on [`RESULT_FD`], and
@@ -143,14 +176,17 @@ pub fn main(args: impl Iterator<Item = OsString>) -> i32 {
         );
         return code::USAGE;
     };
-    let Some((options, memory)) = parse(args) else {
+    let Some((options, memory, task)) = parse(args) else {
         eprintln!(
             "launch: {SUBCOMMAND}: arguments launch does not write\n  fix: use `launch reconfigure` instead"
         );
         return code::USAGE;
     };
     limit_memory(memory);
-    let outcome = configure(&options);
+    let outcome = match task {
+        Task::Configure => configure(&options),
+        Task::Restore => Outcome::Restored(restore(&options)),
+    };
     let text = serde_json::to_vec(&outcome).unwrap_or_else(|e| {
         let errors = vec![format!(
             "the configuration cannot be handed to the supervisor: {e}\n  fix: use UTF-8 text in the spec's paths"
@@ -179,62 +215,77 @@ fn configure(options: &Options) -> Outcome {
     };
     match reconfigure::apply(&plan) {
         Ok(report) => {
-            let mut details = Vec::new();
-            if let Some(ssh) = &report.ssh {
-                details.extend(ssh.refused.iter().map(|bad| format!("warning: {bad}")));
-                details.extend(ssh.keys.iter().map(|key| {
-                    format!(
-                        "ssh key {} from {}:{}",
-                        key.fingerprint(),
-                        key.file.display(),
-                        key.line
-                    )
-                }));
-            }
-            for seed in &report.seeds {
-                if let crate::volume::seed::Outcome::Seeded { target, files } = seed {
-                    details.push(format!(
-                        "seeded {} ({})",
-                        target.display(),
-                        crate::plural::count(*files as usize, "file", "files")
-                    ));
-                }
-            }
-            details.extend(
-                report
-                    .stored_secrets
-                    .iter()
-                    .map(|p| format!("generated a secret, kept in {}", p.display())),
-            );
-            if report.leftovers > 0 {
-                details.push(format!(
-                    "removed {} staged file(s) a killed launch had left",
-                    report.leftovers
-                ));
-            }
-            if report.wrote_operator_file {
-                details.push(format!(
-                    "created {} (every default, commented out, for the operator to edit)",
-                    plan.layout.operator_file().display()
-                ));
-            }
+            let (warnings, keys) = match &report.ssh {
+                Some(ssh) => (
+                    ssh.refused
+                        .iter()
+                        .map(|bad| format!("warning: {bad}"))
+                        .collect(),
+                    Some(
+                        ssh.keys
+                            .iter()
+                            .map(|key| SshKey {
+                                fingerprint: key.fingerprint().to_string(),
+                                from: format!("{}:{}", key.file.display(), key.line),
+                            })
+                            .collect(),
+                    ),
+                ),
+                None => (Vec::new(), None),
+            };
             Outcome::Done {
-                spec: plan.spec,
+                details: details(&report, &plan),
+                warnings,
+                keys,
                 notify: notified(&report.written),
-                details,
                 wrote: report
                     .written
                     .iter()
                     .map(|w| format!("wrote {}", w.dest.display()))
                     .collect(),
+                previous: previous(&report.written),
+                spec: Box::new(plan.spec),
             }
         }
         Err(failure) => Outcome::Failed {
             errors: failure.errors.iter().map(ToString::to_string).collect(),
             written_before: reconfigure::written_before(&failure.report.changes(&plan)),
-            notify: notified(&failure.report.written),
+            previous: previous(&failure.report.written),
         },
     }
+}
+
+/// What a configuration did besides the outputs and SSH keys, in words.
+fn details(report: &reconfigure::Report, plan: &reconfigure::Plan) -> Vec<String> {
+    let mut details = Vec::new();
+    for seed in &report.seeds {
+        if let crate::volume::seed::Outcome::Seeded { target, files } = seed {
+            details.push(format!(
+                "seeded {} ({})",
+                target.display(),
+                crate::plural::count(*files as usize, "file", "files")
+            ));
+        }
+    }
+    details.extend(
+        report
+            .stored_secrets
+            .iter()
+            .map(|p| format!("generated a secret, kept in {}", p.display())),
+    );
+    if report.leftovers > 0 {
+        details.push(format!(
+            "removed {} staged file(s) a killed launch had left",
+            report.leftovers
+        ));
+    }
+    if report.wrote_operator_file {
+        details.push(format!(
+            "created {} (every default, commented out, for the operator to edit)",
+            plan.layout.operator_file().display()
+        ));
+    }
+    details
 }
 
 fn notified(written: &[crate::config::render::Applied]) -> BTreeSet<String> {
@@ -242,6 +293,38 @@ fn notified(written: &[crate::config::render::Applied]) -> BTreeSet<String> {
         .iter()
         .flat_map(|w| w.notify.iter().cloned())
         .collect()
+}
+
+fn previous(written: &[crate::config::render::Applied]) -> Vec<Previous> {
+    written.iter().map(|w| w.previous.clone()).collect()
+}
+
+/// The most a rollback's worker reads on stdin: the answer the supervisor took it from
+/// was no bigger.
+const MAX_RESTORE_INPUT: u64 = 64 << 20;
+
+/// Puts back the files listed on stdin, through the trust of the layout `options` name
+/// (the volume's symlinks are never followed).
+fn restore(options: &Options) -> Restored {
+    let failed = |why: String| Restored {
+        done: Vec::new(),
+        errors: vec![why],
+    };
+    let layout = match crate::config::layout::Layout::resolve(&options.layout) {
+        Ok(layout) => layout,
+        Err(e) => return failed(format!("cannot put the previous files back: {e}")),
+    };
+    let mut input = Vec::new();
+    let read = std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::io::stdin().lock(), MAX_RESTORE_INPUT),
+        &mut input,
+    );
+    let files: Vec<Previous> = match read.map(|_| serde_json::from_slice(&input)) {
+        Ok(Ok(files)) => files,
+        Ok(Err(e)) => return failed(format!("the files to put back cannot be read: {e}")),
+        Err(e) => return failed(format!("the files to put back cannot be read: {e}")),
+    };
+    rollback::restore(&files, &reconfigure::volume_trust(&layout))
 }
 
 /// [`RESULT_FD`], when it is the pipe `launch run` gave; made close-on-exec, so that
@@ -309,15 +392,19 @@ mod tests {
             timeout: Duration::from_secs(1),
             memory: 12345,
         };
-        let args = arguments(&options, &limits);
+        let args = arguments(&options, &limits, Task::Configure);
         assert_eq!(args[0], SUBCOMMAND);
-        let (back, memory) = parse(args.into_iter().skip(1)).unwrap();
+        let (back, memory, task) = parse(args.into_iter().skip(1)).unwrap();
+        assert_eq!(task, Task::Configure);
         assert_eq!(back.layout.root, options.layout.root);
         assert_eq!(back.layout.project, None);
         assert_eq!(back.layout.data, options.layout.data);
         assert_eq!(back.sets, options.sets);
         assert_eq!(memory, 12345);
         assert!(parse(["--rm".into()].into_iter()).is_none());
+        assert!(parse(["--task=rm".into()].into_iter()).is_none());
+        let args = arguments(&options, &limits, Task::Restore);
+        assert_eq!(parse(args.into_iter().skip(1)).unwrap().2, Task::Restore);
     }
 
     #[test]
@@ -328,10 +415,24 @@ mod tests {
             vec!["a \"quoted\"\nvalue".into()],
         ));
         let outcome = Outcome::Done {
-            spec,
+            spec: Box::new(spec),
             notify: ["app".to_string()].into(),
             details: vec![],
+            warnings: vec![],
+            keys: Some(vec![SshKey {
+                fingerprint: "SHA256:x".into(),
+                from: "/v/ssh/a.pub:1".into(),
+            }]),
             wrote: vec!["wrote /etc/x".into()],
+            previous: vec![Previous {
+                dest: "/etc/x".into(),
+                was: Some(rollback::Was {
+                    content: rollback::Content::new(vec![0xff, b'\n']),
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                }),
+            }],
         };
         let text = serde_json::to_vec(&outcome).unwrap();
         assert_eq!(serde_json::from_slice::<Outcome>(&text).unwrap(), outcome);

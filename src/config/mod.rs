@@ -10,7 +10,8 @@
 //! - [`render`], [`secrets`], [`check_command`], [`diff`]: the templates, the secrets
 //!   they read, their checks, and the diffs `check` prints.
 //! - [`reconfigure`]: the plan and apply pipeline; [`configure_worker`] runs it in a
-//!   child process for `launch run`.
+//!   child process for `launch run`; [`rollback`] keeps what a reload replaced and puts
+//!   it back when the reload is rolled back.
 //! - [`yaml`], [`hints`]: YAML errors at file:line:col, and where an error really is.
 
 pub mod check_command;
@@ -22,6 +23,7 @@ pub mod operator_file;
 pub mod pillar;
 pub mod reconfigure;
 pub mod render;
+pub mod rollback;
 pub mod schema;
 pub mod secrets;
 pub mod spec;

@@ -111,7 +111,7 @@ pub struct Plan {
 
 /// Symlinks in directories only root can change are the image's and may be followed;
 /// in the volume they are the operator's, whoever owns the directory on disk.
-fn volume_trust(layout: &Layout) -> Trust {
+pub fn volume_trust(layout: &Layout) -> Trust {
     let mut trust = Trust::default();
     trust.distrust(&layout.data);
     trust

@@ -43,7 +43,13 @@ pub fn call(path: &Path, request: &Request) -> i32 {
             return unreachable_code(request, denied);
         }
     };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    // A reload answers once the processes it touched are ready again, or it was rolled
+    // back: launch bounds that by their own timeouts, so the client waits it out.
+    let timeout = match request {
+        Request::Reload => None,
+        _ => Some(Duration::from_secs(30)),
+    };
+    let _ = stream.set_read_timeout(timeout);
     // MSG_NOSIGNAL: a launch that refuses us may close first; that must not kill the
     // client with SIGPIPE, and its answer is still there to read.
     let line = format!("{}\n", request.line());
@@ -69,4 +75,32 @@ pub fn call(path: &Path, request: &Request) -> i32 {
         }
     }
     exit
+}
+
+/// Asks the launch at `path` quietly: its answer and exit code, or `None` when none
+/// answers (no launch runs here: `launch check` on a host).
+pub fn ask(path: &Path, request: &Request) -> Option<(String, i32)> {
+    let mut stream = UnixStream::connect(path).ok()?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let _ = nix::sys::socket::send(
+        std::os::fd::AsRawFd::as_raw_fd(&stream),
+        format!("{}\n", request.line()).as_bytes(),
+        nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+    );
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (body, last) = answer
+        .trim_end_matches('\n')
+        .rsplit_once('\n')
+        .unwrap_or(("", &answer));
+    let exit = last.strip_prefix("exit ")?.trim().parse().ok()?;
+    Some((
+        if body.is_empty() {
+            String::new()
+        } else {
+            format!("{body}\n")
+        },
+        exit,
+    ))
 }

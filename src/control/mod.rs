@@ -52,6 +52,9 @@ pub enum Request {
     Health,
     /// `reload`.
     Reload,
+    /// `last-reload`: what the last reload came to (for `launch check`), its exit code
+    /// that of `launch reload`.
+    LastReload,
     /// `restart NAME`.
     Restart(String),
     /// `stop NAME`.
@@ -69,6 +72,7 @@ impl Request {
             ["status", "--json"] => Request::Status { json: true },
             ["health"] => Request::Health,
             ["reload"] => Request::Reload,
+            ["last-reload"] => Request::LastReload,
             ["restart", name] => Request::Restart(name.to_string()),
             ["stop", name] => Request::Stop(name.to_string()),
             ["start", name] => Request::Start(name.to_string()),
@@ -83,6 +87,7 @@ impl Request {
             Request::Status { json: true } => "status --json".into(),
             Request::Health => "health".into(),
             Request::Reload => "reload".into(),
+            Request::LastReload => "last-reload".into(),
             Request::Restart(n) => format!("restart {n}"),
             Request::Stop(n) => format!("stop {n}"),
             Request::Start(n) => format!("start {n}"),
@@ -120,7 +125,7 @@ pub fn recorded_sets(socket: &Path) -> Vec<String> {
     }
 }
 
-pub use client::call;
+pub use client::{ask, call};
 pub use server::{Received, Server, read_request, respond};
 pub use status::{Own, ProcessStatus, Report, status_table};
 
@@ -135,6 +140,7 @@ mod tests {
             Request::Status { json: false },
             Request::Health,
             Request::Reload,
+            Request::LastReload,
             Request::Restart("a".into()),
             Request::Stop("b".into()),
             Request::Start("c".into()),

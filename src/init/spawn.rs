@@ -78,6 +78,8 @@ pub struct Extra {
     pub user: Option<Credentials>,
     /// umask.
     pub umask: Option<u32>,
+    /// Replaces stdin.
+    pub stdin: Option<OwnedFd>,
     /// Replaces stdout.
     pub stdout: Option<OwnedFd>,
     /// Replaces stderr.
@@ -193,6 +195,7 @@ struct Plan {
     user: Option<(libc::uid_t, libc::gid_t)>,
     groups: Vec<libc::gid_t>,
     umask: Option<libc::mode_t>,
+    stdin: Option<i32>,
     stdout: Option<i32>,
     stderr: Option<i32>,
     notify: Option<(i32, i32)>,
@@ -258,6 +261,7 @@ impl Plan {
                 .flat_map(|u| u.groups.iter().copied())
                 .collect(),
             umask: extra.umask.map(|m| m as libc::mode_t),
+            stdin: extra.stdin.as_ref().map(|fd| fd.as_raw_fd()),
             stdout: extra.stdout.as_ref().map(|fd| fd.as_raw_fd()),
             stderr: extra.stderr.as_ref().map(|fd| fd.as_raw_fd()),
             notify: extra
@@ -374,10 +378,15 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if let Some(mask) = plan.umask {
             libc::syscall(libc::SYS_umask, mask);
         }
-        for (fd, target) in [(plan.stdout, 1), (plan.stderr, 2)] {
-            if let Some(fd) = fd
-                && !sys(libc::syscall(libc::SYS_dup3, fd, target, 0))
-            {
+        for (fd, target) in [(plan.stdin, 0), (plan.stdout, 1), (plan.stderr, 2)] {
+            // dup onto itself (launch started with that descriptor closed) would keep
+            // close-on-exec: clear it instead.
+            let rc = match fd {
+                None => 0,
+                Some(fd) if fd == target => libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0),
+                Some(fd) => libc::syscall(libc::SYS_dup3, fd, target, 0),
+            };
+            if !sys(rc) {
                 return fail(STAGE_SETUP);
             }
         }

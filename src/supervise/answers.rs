@@ -26,6 +26,9 @@ impl Supervisor {
                     if let Some(last) = &self.configuring.last_reload {
                         table.push_str(&last.describe());
                     }
+                    if let Some(pending) = self.reload_in_progress() {
+                        table.push_str(&format!("{pending}\n"));
+                    }
                     (table, 0)
                 }
             }
@@ -48,6 +51,10 @@ impl Supervisor {
             }
             // Answered when the worker has (see `on_readable`).
             Request::Reload => ("reloading\n".into(), 0),
+            Request::LastReload => match &self.configuring.last_reload {
+                Some(last) => (last.describe(), last.result.exit_code()),
+                None => (String::new(), 0),
+            },
             Request::Restart(name) | Request::Stop(name) | Request::Start(name)
                 if find(&self.procs, &name).is_none() =>
             {

@@ -10,6 +10,7 @@ use super::machine::{self, Context, Effect, Event, Reach};
 use super::stop::signal_process;
 use super::table::Then;
 use super::{Mode, Phase, Supervisor};
+use crate::exit::Exit;
 use crate::init::leftover;
 use crate::init::signals::send;
 
@@ -67,7 +68,15 @@ impl Supervisor {
             }
             Effect::Log { message, verbose } if verbose => self.log_verbose(message),
             Effect::Log { message, .. } => self.log(message),
-            Effect::Shutdown { code, why } => self.begin_shutdown(code, &why),
+            Effect::Shutdown { code, why } => {
+                // A process the pending reload touched: that reload is rolled back
+                // instead of the container stopping.
+                let name = self.procs[i].spec.name.clone();
+                let exit = self.procs[i].last_exit.unwrap_or(Exit::Code(code));
+                if !self.reload_absorbs(&name, exit) {
+                    self.begin_shutdown(code, &why);
+                }
+            }
             Effect::ExitLauncher { exit } => {
                 if let Mode::Plain { remap, grace, .. } = &self.mode {
                     let (code, grace) = (remap.apply(exit.code()), *grace);

@@ -10,8 +10,10 @@
 //! timers),
 //! [`ready`] (readiness checks), `answers` (the control socket's requests), `relay` and
 //! [`logs`] (the children's output and launch's own log), `worker` (each configuration
-//! in a child process, so that the loop never waits on one); [`policy`] holds the
-//! decisions that are pure functions of state, tested as tables.
+//! in a child process, so that the loop never waits on one), `reload` (a reload as a
+//! transaction: watched until its processes are ready, or rolled back) and
+//! `last_reload` (what it came to); [`policy`] and `transaction` hold the decisions
+//! that are pure functions of state, tested as tables.
 //!
 //! Two modes share this one supervisor. `launch -- CMD` is a single process whose end
 //! ends launch and to which every signal is forwarded. `launch run` runs the spec's
@@ -24,16 +26,19 @@ use table::Watch;
 
 mod answers;
 mod execute;
+mod last_reload;
 pub mod logs;
 mod machine;
 mod metrics;
 pub mod policy;
 pub mod ready;
 mod relay;
+mod reload;
 mod shutdown;
 mod start;
 mod stop;
 mod table;
+mod transaction;
 mod worker;
 
 use std::cell::RefCell;
@@ -324,6 +329,9 @@ impl Supervisor {
                     break;
                 }
             }
+            // A pending reload is judged from the table as this turn left it (processes
+            // started just now included, so that its next wake-up counts from them).
+            self.settle_reload(Instant::now());
             if let Some(code) = self.finished() {
                 // The last lines (the shutdown's own) still reach a reader that is slow,
                 // within a bound: launch does not wait on a stuck one.
@@ -375,7 +383,10 @@ impl Supervisor {
             | Phase::Draining { until: t, .. }
             | Phase::Killing { until: t, .. } => Some(t),
         };
-        let phase = phase.into_iter().chain(self.configuring.deadline());
+        let phase = phase
+            .into_iter()
+            .chain(self.configuring.deadline())
+            .chain(self.reload_wake(Instant::now()));
         let context = self.context();
         let procs = self
             .procs

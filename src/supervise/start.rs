@@ -100,6 +100,8 @@ impl Supervisor {
                 if matches!(self.mode, Mode::Run { .. })
                     && self.phase == Phase::Running
                     && self.configuring.configured
+                    // A pending reload may yet put back what ran.
+                    && self.configuring.pending.is_none()
                     && table::all_over(&self.procs)
                 {
                     self.log("no process left to supervise".into());

@@ -1,8 +1,10 @@
 //! The supervisor's side of the configuration worker ([`crate::config::configure_worker`]):
 //! start it (at start-up, on SIGHUP, on `launch reload`), read its answer from a pipe
 //! without blocking, kill it (and its check commands) at its deadline, and act on what
-//! it came to. One worker at a time: a reload asked for while one runs is queued, and
-//! any number of such asks make one more reload.
+//! it came to. One worker at a time, and one reload: a reload asked for while a worker
+//! runs or a reload is pending (see `reload`) is queued, and any number of such asks make
+//! one more reload. The same worker, given the files a reload replaced on its stdin,
+//! puts them back when the reload is rolled back.
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
@@ -12,16 +14,20 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
+use super::last_reload::LastReload;
+use super::reload::Pending;
 use super::{Mode, Phase, Supervisor};
-use crate::config::configure_worker::{self, Limits, Outcome};
+use crate::config::configure_worker::{self, Limits, Outcome, SshKey, Task};
+use crate::config::spec::Spec;
 use crate::control;
 use crate::exit::{Exit, code};
 use crate::init::cleanup;
 use crate::init::signals::send;
 use crate::init::spawn::{self, ChildSetup, Extra};
 
-/// The most a worker may answer; a spec is far smaller.
-const MAX_ANSWER: usize = 16 << 20;
+/// The most a worker may answer: the spec, and what the changed outputs replaced (kept
+/// for a rollback).
+const MAX_ANSWER: usize = 64 << 20;
 
 /// The configuration work of a supervisor: the worker running, if any, and what waits.
 #[derive(Debug, Default)]
@@ -30,48 +36,33 @@ pub(super) struct Configuring {
     pub(super) limits: Limits,
     /// The worker running now.
     current: Option<Worker>,
-    /// A reload asked for while `current` runs, with the clients waiting for its answer.
+    /// A reload asked for while a worker runs or a reload is pending, with the clients
+    /// waiting for its answer.
     queued: Option<Vec<UnixStream>>,
     /// The first configuration has been adopted (until then, no process exists yet and
     /// that is no reason to stop).
     pub(super) configured: bool,
+    /// The reload adopted and not yet done: its processes are watched (see `reload`).
+    pub(super) pending: Option<Pending>,
+    /// The spec that runs, to put back when a reload is rolled back.
+    pub(super) adopted: Option<Spec>,
+    /// The SSH keys installed by the last configuration, to say what a reload changed.
+    pub(super) keys: Option<Vec<SshKey>>,
     /// What the last reload came to, for `launch status`.
     pub(super) last_reload: Option<LastReload>,
     /// How many reloads came to each result, for the metrics.
     pub(super) reloads: std::collections::BTreeMap<&'static str, u64>,
 }
 
-/// The last reload, as `launch status` shows it.
-#[derive(Debug, Clone)]
-pub(super) struct LastReload {
-    /// When it ended.
-    pub(super) at: std::time::SystemTime,
-    /// In a word or two: "reloaded", "refused", "failed midway", "abandoned".
-    pub(super) result: &'static str,
-    /// What it did or why not: files, keys, processes, warnings, errors.
-    pub(super) lines: Vec<String>,
-}
-
-impl LastReload {
-    /// `last reload: 2026-12-02 18:57:03 UTC (40 s ago): reloaded` and its lines.
-    pub(super) fn describe(&self) -> String {
-        let ago = self.at.elapsed().map_or(0, |d| d.as_secs());
-        let when = self
-            .at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mut out = format!(
-            "last reload: {} ({ago} s ago): {}\n",
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(when)
-            ),
-            self.result
-        );
-        for line in &self.lines {
-            out.push_str(&format!("  {line}\n"));
-        }
-        out
-    }
+/// What a worker was started for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Job {
+    /// The first configuration, at start-up.
+    First,
+    /// A reload.
+    Reload,
+    /// A rollback: putting back the files a reload replaced.
+    Restore,
 }
 
 /// One running worker.
@@ -88,8 +79,8 @@ struct Worker {
     exit: Option<Exit>,
     /// Killed at its deadline.
     overdue: bool,
-    /// The first configuration (else a reload).
-    at_start: bool,
+    /// What it was started for.
+    job: Job,
     /// `launch reload` clients waiting for the answer.
     replies: Vec<UnixStream>,
 }
@@ -106,6 +97,11 @@ impl Configuring {
     /// True when `token` is the running worker's pipe.
     pub(super) fn watches(&self, token: u64) -> bool {
         self.current.as_ref().is_some_and(|w| w.token == token)
+    }
+
+    /// A worker runs or a reload is pending: a new reload waits its turn.
+    fn busy(&self) -> bool {
+        self.current.is_some() || self.pending.is_some()
     }
 
     /// Takes note of a reaped child; true when it was the worker.
@@ -193,27 +189,48 @@ impl Supervisor {
             }
             return;
         }
-        if self.configuring.current.is_some() {
+        if self.configuring.busy() {
             self.configuring
                 .queued
                 .get_or_insert_with(Vec::new)
                 .extend(reply);
             return;
         }
-        self.log("SIGHUP: reconfiguring".into());
+        self.log(match reply {
+            Some(_) => "reload asked for (launch reload): reconfiguring".into(),
+            None => "SIGHUP: reconfiguring".into(),
+        });
         self.start_configuring(false, reply.into_iter().collect());
     }
 
-    /// Starts a worker; a worker that cannot start is that configuration's failure.
+    /// Starts a configuration worker; a worker that cannot start is that
+    /// configuration's failure.
     pub(super) fn start_configuring(&mut self, at_start: bool, replies: Vec<UnixStream>) {
+        let job = if at_start { Job::First } else { Job::Reload };
+        if let Err(why) = self.start_worker(job, replies, None) {
+            self.configured(job, why.0, Err(why.1));
+        }
+    }
+
+    /// Starts a worker for `job`, with `input` as its stdin; gives the replies back when
+    /// it cannot start.
+    pub(super) fn start_worker(
+        &mut self,
+        job: Job,
+        replies: Vec<UnixStream>,
+        input: Option<OwnedFd>,
+    ) -> Result<(), (Vec<UnixStream>, String)> {
         let Mode::Run { config, .. } = &self.mode else {
-            return;
+            return Ok(());
         };
         let limits = self.configuring.limits;
-        let started = spawn_worker(config, &limits, &self.setup);
-        let (pid, pipe) = match started {
+        let task = match job {
+            Job::Restore => Task::Restore,
+            Job::First | Job::Reload => Task::Configure,
+        };
+        let (pid, pipe) = match spawn_worker(config, &limits, &self.setup, task, input) {
             Ok(started) => started,
-            Err(why) => return self.configured(at_start, replies, Err(why)),
+            Err(why) => return Err((replies, why)),
         };
         let token = self.next_token;
         self.next_token += 1;
@@ -227,9 +244,10 @@ impl Supervisor {
             too_big: false,
             exit: None,
             overdue: false,
-            at_start,
+            job,
             replies,
         });
+        Ok(())
     }
 
     /// The worker's pipe is readable.
@@ -249,23 +267,24 @@ impl Supervisor {
         }
     }
 
-    /// Shutdown: the worker is killed and its answer, if any, ignored.
+    /// Shutdown: the worker is killed and its answer, if any, ignored; a pending reload
+    /// and its clients are told.
     pub(super) fn abandon_configuring(&mut self) {
+        let mut replies = self.configuring.queued.take().unwrap_or_default();
         if let Some(w) = self.configuring.current.as_mut() {
             if w.exit.is_none() {
                 w.kill();
             }
-            for stream in std::mem::take(&mut w.replies) {
-                control::respond(stream, "launch: shutting down\n", code::UNAVAILABLE);
-            }
+            replies.append(&mut w.replies);
         }
-        for stream in self.configuring.queued.take().unwrap_or_default() {
+        replies.extend(self.abandon_reload());
+        for stream in replies {
             control::respond(stream, "launch: shutting down\n", code::UNAVAILABLE);
         }
     }
 
     /// After a reap: a worker that has ended is done with; what it came to is acted on,
-    /// and a queued reload starts.
+    /// and a queued reload starts once nothing is pending.
     pub(super) fn finish_configuring(&mut self) {
         let Some(mut w) = self.configuring.current.take_if(|w| w.exit.is_some()) else {
             return;
@@ -276,28 +295,27 @@ impl Supervisor {
             return;
         }
         let outcome = w.outcome(&self.configuring.limits);
-        self.configured(w.at_start, std::mem::take(&mut w.replies), outcome);
+        self.configured(w.job, std::mem::take(&mut w.replies), outcome);
+        self.start_queued();
+    }
+
+    /// Starts the reload asked for while the last one ran, when nothing is pending.
+    pub(super) fn start_queued(&mut self) {
+        if self.configuring.busy() || self.phase != Phase::Running {
+            return;
+        }
         if let Some(replies) = self.configuring.queued.take() {
-            if self.phase == Phase::Running {
-                self.log("reconfiguring again, as asked while the last one ran".into());
-                self.start_configuring(false, replies);
-            }
+            self.log("reconfiguring again, as asked while the last one ran".into());
+            self.start_configuring(false, replies);
         }
     }
 
-    /// Acts on what a configuration came to.
-    fn configured(
-        &mut self,
-        at_start: bool,
-        replies: Vec<UnixStream>,
-        outcome: Result<Outcome, String>,
-    ) {
-        if at_start {
-            return self.first_configured(outcome);
-        }
-        let (body, exit) = self.reconfigured(outcome);
-        for stream in replies {
-            control::respond(stream, &body, exit);
+    /// Acts on what a worker came to.
+    fn configured(&mut self, job: Job, replies: Vec<UnixStream>, outcome: Result<Outcome, String>) {
+        match job {
+            Job::First => self.first_configured(outcome),
+            Job::Reload => self.reconfigured(outcome, replies),
+            Job::Restore => self.restored(outcome),
         }
     }
 
@@ -307,14 +325,27 @@ impl Supervisor {
             Ok(Outcome::Done {
                 spec,
                 details,
+                warnings,
+                keys,
                 wrote,
                 ..
             }) => {
-                for line in details.into_iter().chain(wrote) {
+                let key_lines = keys
+                    .iter()
+                    .flatten()
+                    .map(|k| format!("ssh key {} from {}", k.fingerprint, k.from));
+                for line in warnings
+                    .into_iter()
+                    .chain(key_lines)
+                    .chain(details)
+                    .chain(wrote)
+                {
                     self.log(line);
                 }
                 self.configuring.configured = true;
-                self.adopt_spec(spec, &Default::default());
+                self.configuring.keys = keys;
+                self.configuring.adopted = Some((*spec).clone());
+                self.adopt_spec(*spec, &Default::default());
                 return;
             }
             Ok(Outcome::Invalid { errors }) => (
@@ -329,6 +360,10 @@ impl Supervisor {
                 errors.push(format!("{written_before}; nothing was started"));
                 (errors, "")
             }
+            Ok(Outcome::Restored(_)) => (
+                vec!["the configuration worker answered out of turn".into()],
+                "nothing was started",
+            ),
             Err(why) => (vec![why], "nothing was started"),
         };
         let (lines, last) = said;
@@ -338,102 +373,14 @@ impl Supervisor {
             }
         }
         // Nothing runs yet; what the worker may have left gets the usual end. Reaping
-        // now learns whether anything is left at all (no SIGCHLD may ever come).
+        // now learns whether anything is left at all (no SIGCHLD may ever come). The
+        // grace is the one left-behind processes get: with none, launch ends at once,
+        // without a "grace is over" from this very turn's timers.
         self.phase = Phase::Stopping {
-            grace_until: Instant::now(),
+            grace_until: Instant::now() + super::ORPHAN_GRACE_MIN,
             code: code::CONFIG,
         };
         self.reap();
-    }
-
-    /// A reload: adopted, or reported with the running configuration kept. Returns the
-    /// answer for `launch reload`.
-    fn reconfigured(&mut self, outcome: Result<Outcome, String>) -> (String, i32) {
-        let keeping = "the new configuration is not valid; keeping the running one";
-        let (errors, last) = match outcome {
-            Ok(Outcome::Done {
-                spec,
-                notify,
-                wrote,
-                details,
-            }) => {
-                // Every reload says what it did, in the log, to `launch reload` and in
-                // `launch status`: files, keys by fingerprint, warnings, processes told.
-                let mut lines: Vec<String> = details.into_iter().chain(wrote).collect();
-                let mut told: Vec<&String> = notify.iter().collect();
-                told.sort();
-                if !told.is_empty() {
-                    lines.push(format!(
-                        "told of their new configuration: {}",
-                        told.iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                if lines.is_empty() {
-                    lines.push("nothing changed".into());
-                }
-                for line in &lines {
-                    self.log(line.clone());
-                }
-                self.adopt_spec(spec, &notify);
-                let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
-                self.record_reload("reloaded", lines);
-                return (format!("{body}reloaded\n"), 0);
-            }
-            Ok(Outcome::Invalid { errors }) => (errors, keeping.to_string()),
-            Ok(Outcome::Failed {
-                errors,
-                written_before,
-                notify,
-            }) => {
-                // Files that did change still reach the processes that use them.
-                for i in 0..self.procs.len() {
-                    if notify.contains(&self.procs[i].spec.name) {
-                        self.notify(i);
-                    }
-                }
-                (
-                    errors,
-                    format!("{written_before}; keeping the running processes"),
-                )
-            }
-            Err(why) => (
-                vec![why],
-                "the reload was abandoned; keeping the running configuration".to_string(),
-            ),
-        };
-        for e in &errors {
-            self.log(e.clone());
-        }
-        self.log(last.clone());
-        let result = if last.starts_with("the reload was abandoned") {
-            "abandoned"
-        } else if last.contains("keeping the running processes") {
-            "failed midway"
-        } else {
-            "refused"
-        };
-        let mut recorded = errors.clone();
-        recorded.push(last.clone());
-        self.record_reload(result, recorded);
-        let all: Vec<String> = errors.iter().map(|e| format!("launch: {e}")).collect();
-        (
-            format!("{}\nlaunch: {last}\n", all.join("\n")),
-            code::CONFIG,
-        )
-    }
-}
-
-impl Supervisor {
-    fn record_reload(&mut self, result: &'static str, lines: Vec<String>) {
-        *self.configuring.reloads.entry(result).or_default() += 1;
-        self.configuring.last_reload = Some(LastReload {
-            at: std::time::SystemTime::now(),
-            result,
-            lines,
-        });
     }
 }
 
@@ -443,6 +390,8 @@ fn spawn_worker(
     options: &crate::config::reconfigure::Options,
     limits: &Limits,
     setup: &ChildSetup,
+    task: Task,
+    input: Option<OwnedFd>,
 ) -> Result<(Pid, OwnedFd), String> {
     let cannot = |e: &dyn std::fmt::Display| {
         format!(
@@ -451,9 +400,10 @@ fn spawn_worker(
     };
     let (read, write) = super::pipe().ok_or_else(|| cannot(&"no pipe"))?;
     let mut argv = vec![own_binary()];
-    argv.extend(configure_worker::arguments(options, limits));
+    argv.extend(configure_worker::arguments(options, limits, task));
     let extra = Extra {
         cwd: Some("/".into()),
+        stdin: input,
         notify: Some((write, configure_worker::RESULT_FD)),
         close_fds: true,
         ..Extra::default()

@@ -14,11 +14,18 @@
  *   probe burst N            fork N children that exit at the same instant as the probe
  *   probe status             print SigBlk, SigIgn and the open fds >= 3
  *   probe sleep              print "ready" and sleep until killed
+ *   probe serve FILE         read "port=N" from FILE, listen on 127.0.0.1:N (exit 1 when
+ *                            the port cannot be had) and answer each connection with
+ *                            "hello from N", until killed
  *   probe TAG ...            any mode accepts a leading "tag=..." argument, ignored, so
  *                            tests can find their processes in /proc
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -129,6 +136,38 @@ static int status(void) {
     return 0;
 }
 
+static int serve(const char *config) {
+    FILE *f = fopen(config, "r");
+    char line[256];
+    int port = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "port=", 5)) port = atoi(line + 5);
+    if (f) fclose(f);
+    if (port <= 0 || port > 65535) {
+        fprintf(stderr, "serve: no port=N in %s\n", config);
+        return 2;
+    }
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in at = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(s, (struct sockaddr *)&at, sizeof at) || listen(s, 64)) {
+        fprintf(stderr, "serve: cannot listen on 127.0.0.1:%d: %s\n", port, strerror(errno));
+        return 1;
+    }
+    say("serving %d\n", port);
+    signal(SIGPIPE, SIG_IGN);
+    for (;;) {
+        int c = accept(s, NULL, NULL);
+        if (c < 0) continue;
+        char hello[64];
+        int n = snprintf(hello, sizeof hello, "hello from %d\n", port);
+        (void)!write(c, hello, (size_t)n);
+        close(c);
+    }
+}
+
 int main(int argc, char **argv) {
     int a = 1;
     if (a < argc && !strncmp(argv[a], "tag=", 4)) a++;
@@ -155,6 +194,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "stubborn")) return stubborn();
     if (!strcmp(mode, "burst")) return burst(n);
     if (!strcmp(mode, "status")) return status();
+    if (!strcmp(mode, "serve") && a + 1 < argc) return serve(argv[a + 1]);
     if (!strcmp(mode, "sleep")) {
         say("ready\n");
         for (;;) pause();

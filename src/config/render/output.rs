@@ -7,6 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{RenderError, mask, shell_quote};
+use crate::config::rollback::{Content, Previous, Was};
 use crate::config::spec::Template;
 use crate::config::yaml::Place;
 use crate::volume::access::{self, AccessError, Trust};
@@ -26,6 +27,9 @@ pub struct Output {
     /// Rendering it read a secret: what is on disk may hold an earlier secret's value,
     /// which no mask knows, so its removed lines are never shown.
     pub holds_secret: bool,
+    /// The file on disk, byte for byte, with its mode and owner: what a rolled-back
+    /// reload puts back (`None`: nothing was there).
+    pub was: Option<Was>,
 }
 
 /// How an output differs from the file on disk.
@@ -85,6 +89,7 @@ impl Output {
                 current: None,
                 change: Change::Created,
                 holds_secret: false,
+                was: None,
             });
         };
         let meta = file.metadata().map_err(|source| RenderError::Read {
@@ -97,6 +102,12 @@ impl Output {
             source,
         })?;
         let current = Some(String::from_utf8_lossy(&bytes).into_owned());
+        let was = Some(Was {
+            content: Content::new(bytes),
+            mode: meta.permissions().mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        });
         let owner_differs = template
             .owner
             .is_some_and(|(u, g)| meta.uid() != u || meta.gid() != g);
@@ -114,6 +125,7 @@ impl Output {
             current,
             change,
             holds_secret: false,
+            was,
         })
     }
 
@@ -158,6 +170,8 @@ pub struct Applied {
     pub in_place: bool,
     /// Processes to notify.
     pub notify: Vec<String>,
+    /// What it replaced, to put back if the reload is rolled back.
+    pub previous: Previous,
 }
 
 /// Runs every output's check against a staged copy without touching the destination
@@ -260,6 +274,10 @@ pub fn apply(
             dest: output.template.dest.clone(),
             change: output.change,
             in_place: how == Some(Committed::InPlace),
+            previous: Previous {
+                dest: output.template.dest.clone(),
+                was: output.was.clone(),
+            },
             notify: if output.change == Change::Content || output.change == Change::Created {
                 output.template.notify.clone()
             } else {
