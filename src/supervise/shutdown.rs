@@ -29,6 +29,25 @@ impl Supervisor {
         }
     }
 
+    /// The managed processes are gone: SIGTERM to whatever they left behind (said with
+    /// `-v`, with the pids it went to).
+    pub(super) fn term_what_is_left(&self) {
+        if self.verbose {
+            let left = cleanup::descendants(nix::unistd::getpid()).unwrap_or_default();
+            let pids: Vec<String> = left.iter().map(ToString::to_string).collect();
+            self.log(format!(
+                "SIGTERM to {} left behind{}",
+                crate::plural::count(left.len(), "process", "processes"),
+                if pids.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {})", pids.join(", "))
+                }
+            ));
+        }
+        cleanup::signal_all(self.scope, libc::SIGTERM);
+    }
+
     pub(super) fn kill_everything(&mut self, code: i32) {
         for p in &self.procs {
             if let Some(pid) = p.pid() {
@@ -51,6 +70,10 @@ impl Supervisor {
                 .partition(|l| now >= l.kill_at);
             self.leftovers = later;
             for left in due {
+                self.log_verbose(format!(
+                    "SIGKILL to what pid {} left behind (still there after its stop timeout)",
+                    left.leader()
+                ));
                 left.kill(&spare);
             }
         }

@@ -12,7 +12,6 @@ use super::table::{Managed, Readiness, State, Then, Watch};
 use super::{Mode, ORPHAN_GRACE_MIN, Phase, Supervisor, pipe, policy};
 use crate::config::spec::{self, Process, ReadyCheck};
 use crate::exit::{Exit, code};
-use crate::init::cleanup;
 use crate::init::reap::Children;
 use crate::init::signals::{self, send};
 use crate::init::spawn::{self, Credentials, Extra};
@@ -168,7 +167,7 @@ impl Supervisor {
                         self.reap();
                         // The managed processes are gone: now whatever they left behind.
                         if self.children == Children::Remain {
-                            cleanup::signal_all(self.scope, libc::SIGTERM);
+                            self.term_what_is_left();
                         }
                         let until = grace_until.max(Instant::now() + ORPHAN_GRACE_MIN);
                         self.phase = Phase::Draining { until, code };
