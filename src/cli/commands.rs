@@ -184,12 +184,6 @@ pub fn reconfigure(options: &Options) -> i32 {
             return code::CONFIG;
         }
     };
-    if report.wrote_operator_file {
-        eprintln!(
-            "launch: created {} (every default, commented out, for the operator to edit)",
-            plan.layout.operator_file().display()
-        );
-    }
     for seed in &report.seeds {
         if let crate::volume::seed::Outcome::Seeded { target, files } = seed {
             eprintln!(
@@ -218,6 +212,9 @@ pub fn reconfigure(options: &Options) -> i32 {
                 written.dest.display()
             );
         }
+    }
+    if let Some(summary) = report.first_start_summary(&plan) {
+        eprintln!("launch: {summary}");
     }
     eprintln!(
         "launch reconfigure: {} written, {} unchanged",
@@ -272,10 +269,9 @@ fn report_errors(errors: &[ConfigError], what: &str) -> i32 {
     for e in errors {
         eprintln!("launch: {e}");
     }
-    let n = errors.len();
     eprintln!(
-        "launch {what}: {n} problem{} found; nothing was written",
-        if n == 1 { "" } else { "s" }
+        "launch {what}: {} found; nothing was written",
+        crate::plural::count(errors.len(), "problem", "problems")
     );
     code::CONFIG
 }

@@ -63,14 +63,17 @@ impl Default for Limits {
 pub enum Outcome {
     /// Everything was written: the supervisor adopts `spec`.
     Done {
-        /// The new spec.
-        spec: Spec,
+        /// The new spec (boxed: it is most of the answer's size).
+        spec: Box<Spec>,
         /// The processes whose templates changed.
         notify: BTreeSet<String>,
         /// What the start-up says (SSH warnings and keys, seeds), before `wrote`.
         details: Vec<String>,
         /// `wrote PATH`, one per changed output.
         wrote: Vec<String>,
+        /// On a first start, one line that sums it up (said last).
+        #[serde(default)]
+        summary: Option<String>,
     },
     /// The configuration is not valid: nothing was written.
     Invalid {
@@ -208,18 +211,14 @@ fn configure(options: &Options) -> Outcome {
             );
             if report.leftovers > 0 {
                 details.push(format!(
-                    "removed {} staged file(s) a killed launch had left",
-                    report.leftovers
+                    "removed {} a killed launch had left",
+                    crate::plural::count(report.leftovers, "staged file", "staged files")
                 ));
             }
-            if report.wrote_operator_file {
-                details.push(format!(
-                    "created {} (every default, commented out, for the operator to edit)",
-                    plan.layout.operator_file().display()
-                ));
-            }
+            // The operator's file, created now, is said by the summary.
+            let summary = report.first_start_summary(&plan);
             Outcome::Done {
-                spec: plan.spec,
+                spec: Box::new(plan.spec),
                 notify: notified(&report.written),
                 details,
                 wrote: report
@@ -227,6 +226,7 @@ fn configure(options: &Options) -> Outcome {
                     .iter()
                     .map(|w| format!("wrote {}", w.dest.display()))
                     .collect(),
+                summary,
             }
         }
         Err(failure) => Outcome::Failed {
@@ -328,10 +328,11 @@ mod tests {
             vec!["a \"quoted\"\nvalue".into()],
         ));
         let outcome = Outcome::Done {
-            spec,
+            spec: Box::new(spec),
             notify: ["app".to_string()].into(),
             details: vec![],
             wrote: vec!["wrote /etc/x".into()],
+            summary: Some("first start".into()),
         };
         let text = serde_json::to_vec(&outcome).unwrap();
         assert_eq!(serde_json::from_slice::<Outcome>(&text).unwrap(), outcome);

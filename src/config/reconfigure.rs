@@ -323,6 +323,67 @@ impl Report {
     }
 }
 
+impl Report {
+    /// On a first start (the operator's file was created now), one line that sums up
+    /// what the start made, paths relative to the volume: `first start of the volume
+    /// /srv/projects/web/data: created configuration/pillar.yml (edit it to configure
+    /// the service), seeded data (3 files), installed 1 ssh key, wrote 2 files`.
+    pub fn first_start_summary(&self, plan: &Plan) -> Option<String> {
+        if !self.wrote_operator_file {
+            return None;
+        }
+        let volume = &plan.layout.data;
+        let inside = |path: &std::path::Path| {
+            path.strip_prefix(volume)
+                .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
+        };
+        let mut made = vec![format!(
+            "created {} (edit it to configure the service: every setting is there, commented out)",
+            inside(&plan.layout.operator_file())
+        )];
+        for seed in &self.seeds {
+            if let crate::volume::seed::Outcome::Seeded { target, files } = seed {
+                made.push(format!(
+                    "seeded {} ({})",
+                    inside(target),
+                    crate::plural::count(*files as usize, "file", "files")
+                ));
+            }
+        }
+        if let Some(ssh) = &self.ssh {
+            made.push(format!(
+                "installed {}",
+                crate::plural::count(ssh.keys.len(), "ssh key", "ssh keys")
+            ));
+            if !ssh.generated.is_empty() {
+                made.push(format!(
+                    "generated {}",
+                    crate::plural::count(ssh.generated.len(), "ssh host key", "ssh host keys")
+                ));
+            }
+        }
+        if !self.stored_secrets.is_empty() {
+            made.push(format!(
+                "generated {}",
+                crate::plural::count(self.stored_secrets.len(), "secret", "secrets")
+            ));
+        }
+        made.push(format!(
+            "wrote {}",
+            crate::plural::count(
+                self.written.len(),
+                "configuration file",
+                "configuration files"
+            )
+        ));
+        Some(format!(
+            "first start of the volume {}: {}",
+            volume.display(),
+            made.join(", ")
+        ))
+    }
+}
+
 /// [`apply`] stopped at an error; `report` is what it had done before.
 #[derive(Debug)]
 pub struct Failure {

@@ -6,13 +6,16 @@ use std::time::Instant;
 use super::stop::signal_process;
 use super::table::State;
 use super::{KILL_WAIT, Mode, Phase, Supervisor};
+use crate::init::reap::Children;
 use crate::init::{cleanup, leftover};
 
 impl Supervisor {
-    pub(super) fn begin_shutdown(&mut self, code: i32, why: &str) {
+    /// Starts the shutdown: `why` for the log now, `reason` for launch's last line.
+    pub(super) fn begin_shutdown(&mut self, code: i32, why: &str, reason: String) {
         if self.phase != Phase::Running {
             return;
         }
+        self.exit_reason = reason;
         let grace = match &self.mode {
             Mode::Run { grace, .. } | Mode::Plain { grace, .. } => *grace,
         };
@@ -83,9 +86,15 @@ impl Supervisor {
                 until: grace_until,
                 code,
             } if now >= grace_until => {
-                self.log(
-                    "the shutdown grace is over: sending SIGKILL to every process left".into(),
-                );
+                let anything_left = self.children == Children::Remain
+                    || self.procs.iter().any(|p| p.pid().is_some());
+                if anything_left {
+                    self.log(
+                        "the shutdown grace is over: sending SIGKILL to every process left".into(),
+                    );
+                    self.exit_reason
+                        .push_str(" (what was left after the grace got SIGKILL)");
+                }
                 self.kill_everything(code);
             }
             _ => {}

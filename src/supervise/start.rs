@@ -144,7 +144,11 @@ impl Supervisor {
                     })
                 {
                     self.log("no process left to supervise".into());
-                    self.begin_shutdown(0, "nothing left to run");
+                    self.begin_shutdown(
+                        0,
+                        "nothing left to run",
+                        "every process has finished, and none is to be restarted".into(),
+                    );
                 }
             }
             Phase::Stopping { grace_until, code } => {

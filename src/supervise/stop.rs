@@ -72,6 +72,7 @@ impl Supervisor {
         if let Mode::Plain { remap, grace, .. } = &self.mode {
             let (code, grace) = (remap.apply(exit.code()), *grace);
             self.log_verbose(format!("{name} ended: {exit}"));
+            self.exit_reason = format!("{name} ended: {exit}");
             self.procs[i].state = State::Exited(exit);
             self.take_terminal_back();
             self.phase = Phase::Stopping {
@@ -123,16 +124,25 @@ impl Supervisor {
                 };
                 let why = if looping {
                     format!(
-                        "{name} exited {} times within {}: giving up",
-                        p.spec.max_restarts,
+                        "{name} exited {} within {}: giving up",
+                        crate::plural::count(p.spec.max_restarts as usize, "time", "times"),
                         crate::duration::format(p.spec.restart_window)
                     )
                 } else {
                     format!("{name} exited ({exit})")
                 };
+                let reason = if looping {
+                    format!(
+                        "{name} failed (crash loop: {} within {})",
+                        crate::plural::count(p.spec.max_restarts as usize, "exit", "exits"),
+                        crate::duration::format(p.spec.restart_window)
+                    )
+                } else {
+                    format!("{name} failed ({exit})")
+                };
                 self.log(why.clone());
                 if fatal {
-                    self.begin_shutdown(exit.code(), &why);
+                    self.begin_shutdown(exit.code(), &why, reason);
                 }
             }
         }

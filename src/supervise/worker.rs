@@ -308,13 +308,14 @@ impl Supervisor {
                 spec,
                 details,
                 wrote,
+                summary,
                 ..
             }) => {
-                for line in details.into_iter().chain(wrote) {
+                for line in details.into_iter().chain(wrote).chain(summary) {
                     self.log(line);
                 }
                 self.configuring.configured = true;
-                self.adopt_spec(spec, &Default::default());
+                self.adopt_spec(*spec, &Default::default());
                 return;
             }
             Ok(Outcome::Invalid { errors }) => (
@@ -329,7 +330,10 @@ impl Supervisor {
                 errors.push(format!("{written_before}; nothing was started"));
                 (errors, "")
             }
-            Err(why) => (vec![why], "nothing was started"),
+            Err(why) => (
+                vec![why],
+                "the configuration did not finish; nothing was started",
+            ),
         };
         let (lines, last) = said;
         for line in lines.iter().chain(Some(&last.to_string())) {
@@ -337,6 +341,11 @@ impl Supervisor {
                 eprintln!("launch: {line}");
             }
         }
+        self.exit_reason = if last.is_empty() {
+            "the configuration could not be written; nothing was started".into()
+        } else {
+            last.to_string()
+        };
         // Nothing runs yet; what the worker may have left gets the usual end. Reaping
         // now learns whether anything is left at all (no SIGCHLD may ever come).
         self.phase = Phase::Stopping {
@@ -356,10 +365,12 @@ impl Supervisor {
                 notify,
                 wrote,
                 details,
+                summary,
             }) => {
                 // Every reload says what it did, in the log, to `launch reload` and in
                 // `launch status`: files, keys by fingerprint, warnings, processes told.
-                let mut lines: Vec<String> = details.into_iter().chain(wrote).collect();
+                let mut lines: Vec<String> =
+                    details.into_iter().chain(wrote).chain(summary).collect();
                 let mut told: Vec<&String> = notify.iter().collect();
                 told.sort();
                 if !told.is_empty() {
@@ -377,7 +388,7 @@ impl Supervisor {
                 for line in &lines {
                     self.log(line.clone());
                 }
-                self.adopt_spec(spec, &notify);
+                self.adopt_spec(*spec, &notify);
                 let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
                 self.record_reload("reloaded", lines);
                 return (format!("{body}reloaded\n"), 0);
