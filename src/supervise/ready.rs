@@ -64,6 +64,14 @@ impl Supervisor {
                     &self.setup,
                     Extra {
                         close_fds: true,
+                        // The process's own environment: a copy's check knows which
+                        // copy it checks (LAUNCH_INSTANCE), as the process does.
+                        env: self.procs[i]
+                            .spec
+                            .env
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
                         ..Extra::default()
                     },
                 )

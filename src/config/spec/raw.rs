@@ -129,6 +129,9 @@ pub(super) struct RawProcess {
     pub(super) max_restarts: Option<u32>,
     #[serde(default)]
     pub(super) restart_window: Option<Value>,
+    /// Read by `instances`, before this struct is (a known key for "did you mean").
+    #[serde(default, rename = "instances")]
+    pub(super) _instances: serde::de::IgnoredAny,
 }
 
 #[derive(Deserialize)]
