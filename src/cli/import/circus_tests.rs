@@ -67,7 +67,7 @@ fn the_registry_image() {
 #[test]
 fn notes_what_does_not_map() {
     let cases = [
-        ("numprocesses = 3", "one instance"),
+        ("numprocesses = 0", "launch runs 1 to 1000 copies"),
         ("warmup_delay = 2", "no such option"),
         ("stdout_stream.class = FileStream", "no log files"),
         ("autostart = false", "starts every process"),
