@@ -5,6 +5,7 @@
 mod support;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -39,12 +40,19 @@ fn launch(args: &[&str]) -> (i32, String, String) {
 /// Imports `file` into `dir/project` and checks the result with `launch check`;
 /// returns the launch.yml and import's stderr.
 fn import_and_check(dir: &Path, file: &str) -> (String, String) {
+    import_and_check_with(dir, file, &[])
+}
+
+/// The same, with more arguments for `launch check`.
+fn import_and_check_with(dir: &Path, file: &str, check_args: &[&str]) -> (String, String) {
     let project = dir.join("project").display().to_string();
     let data = dir.join("data").display().to_string();
     let (code, stdout, stderr) = launch(&["import", file, "--out", &project]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let yml = fs::read_to_string(dir.join("project/launch.yml")).unwrap();
-    let (code, stdout, check) = launch(&["check", "--project", &project, "--data", &data]);
+    let mut args = vec!["check", "--project", &project, "--data", &data];
+    args.extend_from_slice(check_args);
+    let (code, stdout, check) = launch(&args);
     assert_eq!(code, 0, "launch check refused:\n{yml}\n{stdout}\n{check}");
     (yml, stderr)
 }
@@ -79,7 +87,23 @@ fn the_registry_image_circus_config_becomes_a_valid_launch_yml() {
     let dir = scratch("import-registry");
     let file = dir.join("circus.ini");
     fs::write(&file, REGISTRY).unwrap();
-    let (yml, stderr) = import_and_check(&dir, &file.display().to_string());
+    // Checked against the registry image's files: its accounts and its program, which
+    // this machine does not have.
+    let image = dir.join("image");
+    fs::create_dir_all(image.join("etc")).unwrap();
+    fs::create_dir_all(image.join("usr/bin")).unwrap();
+    fs::write(
+        image.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+    )
+    .unwrap();
+    fs::write(image.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    let registry = image.join("usr/bin/registry");
+    fs::write(&registry, "").unwrap();
+    fs::set_permissions(&registry, fs::Permissions::from_mode(0o755)).unwrap();
+    let root = image.display().to_string();
+    let checked = ["--image-root", root.as_str()];
+    let (yml, stderr) = import_and_check_with(&dir, &file.display().to_string(), &checked);
     for want in [
         "  registry:\n",
         "    command: [\"/usr/bin/registry\", \"serve\", \"/etc/docker/registry/config.yml\"]\n",

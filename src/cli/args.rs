@@ -144,6 +144,11 @@ pub(super) enum Action {
         /// Also print the merged pillar, each value with the layer it came from.
         #[arg(long)]
         show_pillar: bool,
+        /// The image's files (e.g. a `docker export`, unpacked): users, groups and
+        /// programs are looked up there instead of in / (which, inside the container,
+        /// is the image).
+        #[arg(long, value_name = "DIR")]
+        image_root: Option<std::path::PathBuf>,
         /// The running launch's socket: its --set flags are applied first, so that check
         /// predicts exactly what a reload will do.
         #[command(flatten)]
@@ -266,7 +271,7 @@ impl ConfigArgs {
                 data: absolute(self.data),
             },
             sets: self.sets,
-            track_origins: false,
+            ..Options::default()
         }
     }
 }

@@ -303,7 +303,7 @@ mod tests {
                 data: Some("/v".into()),
             },
             sets: vec!["a.b=-1".into(), "c=--root=/x".into()],
-            track_origins: false,
+            ..Options::default()
         };
         let limits = Limits {
             timeout: Duration::from_secs(1),

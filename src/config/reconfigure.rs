@@ -48,6 +48,9 @@ pub enum ConfigError {
     /// A file or directory launch refuses to touch.
     #[error("{0}")]
     Access(#[from] crate::volume::access::AccessError),
+    /// `--image-root` does not name an image's files.
+    #[error("{0}")]
+    ImageRoot(String),
     /// launch.yml could not be read.
     #[error("{path}: cannot read: {source}\n  fix: check the file's permissions")]
     ReadSpec {
@@ -67,6 +70,11 @@ pub struct Options {
     pub sets: Vec<String>,
     /// Keep each layer, to say where every value came from (`--show-pillar`).
     pub track_origins: bool,
+    /// The image's files, when they are not at `/` (`launch check --image-root DIR` on
+    /// a host): the accounts and the programs are the image's.
+    pub image_root: Option<PathBuf>,
+    /// Also look up each process's program in the image (`launch check`).
+    pub check_programs: bool,
 }
 
 /// Replaces, in every error that shows one, each secret value by `********`.
@@ -218,13 +226,30 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     drop(rendered);
     let known = secrets();
     spec_text.hide(|value| render::mask(value, &known));
-    let accounts = Accounts::load(std::path::Path::new("/"));
+    let image_root = options
+        .image_root
+        .as_deref()
+        .unwrap_or(std::path::Path::new("/"));
+    let accounts = image_accounts(image_root, options.image_root.is_some())?;
     let mut spec = spec::parse(&spec_file, &spec_text, &accounts).map_err(|e| hide(into_all(e)))?;
     add_sshd(&mut spec, &layout);
+    let mut errors = Vec::new();
+    if options.check_programs {
+        // Inside the container launch's PATH is the image's; on a host it is not.
+        let own_path = std::env::var("PATH")
+            .ok()
+            .filter(|_| options.image_root.is_none());
+        let image = spec::programs::Image {
+            root: image_root,
+            path: own_path.as_deref().unwrap_or(spec::programs::DEFAULT_PATH),
+        };
+        let found = spec::programs::check(&spec_file, &spec_text, &spec, &image);
+        errors.extend(found.into_iter().map(ConfigError::from));
+    }
 
     let trust = volume_trust(&layout);
     let mut outputs = Vec::new();
-    let mut errors = check_volume(&layout, &spec);
+    errors.extend(check_volume(&layout, &spec));
     for template in &spec.templates {
         let secrets_before = renderer.secrets().len();
         match renderer
@@ -259,6 +284,20 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
         spec,
         outputs,
     })
+}
+
+/// The image's accounts. Under `--image-root DIR` its `etc/passwd` must be there: an
+/// empty account database would make every user unknown, for the wrong reason.
+fn image_accounts(root: &std::path::Path, given: bool) -> Result<Accounts, Vec<ConfigError>> {
+    let passwd = root.join("etc/passwd");
+    if given && !passwd.is_file() {
+        return Err(vec![ConfigError::ImageRoot(format!(
+            "{}: not found, so {} is not the root of an image's files\n  fix: give --image-root the directory the image's files are in (e.g. mkdir DIR && docker export $(docker create IMAGE) | tar -x -C DIR)",
+            passwd.display(),
+            root.display()
+        ))]);
+    }
+    Ok(Accounts::load(root))
 }
 
 /// With `ssh.sshd` and no process of the author's named sshd, sshd is supervised as

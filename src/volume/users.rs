@@ -134,6 +134,12 @@ impl Accounts {
         })
     }
 
+    /// One of the account files as read (`/etc/passwd`, or `DIR/etc/passwd` for an
+    /// image's files elsewhere), for messages.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.root.join("etc").join(name)
+    }
+
     /// A user by name, else by number (see the module's documentation).
     pub fn user(&self, name: &str) -> Option<User> {
         let by_name = self.passwd.iter().find(|(n, ..)| n == name);

@@ -12,6 +12,7 @@ mod check;
 pub mod instances;
 pub mod order;
 mod processes;
+pub mod programs;
 mod raw;
 mod seed;
 mod shutdown;
