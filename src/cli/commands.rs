@@ -83,6 +83,9 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
             plan.layout.operator_file().display()
         );
     }
+    for warning in &plan.warnings {
+        let _ = writeln!(out, "{warning}");
+    }
     print_volume_steps(&mut out, &plan);
     let changing = print_outputs(&mut out, &plan);
     let _ = writeln!(
@@ -171,6 +174,9 @@ pub fn reconfigure(options: &Options) -> i32 {
         Ok(plan) => plan,
         Err(errors) => return report_errors(&errors, "reconfigure"),
     };
+    for warning in &plan.warnings {
+        eprintln!("launch: {warning}");
+    }
     let report = match reconfigure::apply(&plan) {
         Ok(report) => report,
         Err(failure) => {

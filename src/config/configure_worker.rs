@@ -182,7 +182,7 @@ fn configure(options: &Options) -> Outcome {
     };
     match reconfigure::apply(&plan) {
         Ok(report) => {
-            let mut details = Vec::new();
+            let mut details = plan.warnings.clone();
             if let Some(ssh) = &report.ssh {
                 details.extend(ssh.refused.iter().map(|bad| format!("warning: {bad}")));
                 details.extend(ssh.keys.iter().map(|key| {

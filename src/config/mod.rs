@@ -10,7 +10,8 @@
 //! - [`render`], [`secrets`], [`check_command`], [`diff`]: the templates, the secrets
 //!   they read, their checks, and the diffs `check` prints.
 //! - [`reconfigure`]: the plan and apply pipeline; [`configure_worker`] runs it in a
-//!   child process for `launch run`.
+//!   child process for `launch run`; [`unprivileged`]: the owners a launch that is not
+//!   root can give.
 //! - [`yaml`], [`hints`]: YAML errors at file:line:col, and where an error really is.
 
 pub mod check_command;
@@ -26,4 +27,5 @@ pub mod schema;
 pub mod secrets;
 pub mod spec;
 pub mod spec_text;
+pub mod unprivileged;
 pub mod yaml;

@@ -115,6 +115,8 @@ pub struct Plan {
     pub seeds: Vec<crate::volume::seed::Outcome>,
     /// Which directories' symlinks launch may follow (not the volume's).
     pub trust: Trust,
+    /// What the plan does otherwise than the spec says, and why (`warning: ...`).
+    pub warnings: Vec<String>,
 }
 
 /// Symlinks in directories only root can change are the image's and may be followed;
@@ -233,6 +235,8 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     let accounts = image_accounts(image_root, options.image_root.is_some())?;
     let mut spec = spec::parse(&spec_file, &spec_text, &accounts).map_err(|e| hide(into_all(e)))?;
     add_sshd(&mut spec, &layout);
+    let me = crate::config::unprivileged::Identity::current();
+    let warnings = crate::config::unprivileged::adapt(&mut spec, &layout.data, &me);
     let mut errors = Vec::new();
     if options.check_programs {
         // Inside the container launch's PATH is the image's; on a host it is not.
@@ -274,6 +278,7 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
         return Err(hide(errors));
     }
     Ok(Plan {
+        warnings,
         trust,
         seeds,
         first_start: fs::symlink_metadata(layout.operator_file()).is_err(),

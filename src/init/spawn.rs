@@ -167,6 +167,15 @@ pub fn spawn_with(argv: &[OsString], setup: &ChildSetup, extra: Extra) -> Result
             path: plan.path_text,
         },
         (STAGE_EXEC, libc::EACCES | libc::EISDIR) => SpawnError::NotExecutable { program },
+        (STAGE_SETUP, _) => SpawnError::Other {
+            program,
+            source: io::Error::new(
+                source.kind(),
+                format!(
+                    "cannot set the process up before it runs (its process group, user and groups, output): {source}"
+                ),
+            ),
+        },
         (STAGE_CHDIR, _) => SpawnError::Other {
             program,
             source: io::Error::new(
