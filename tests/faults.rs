@@ -116,7 +116,9 @@ fn a_read_only_volume_is_refused_before_anything_starts() {
     assert_eq!(code, 77, "{out}\n{err}");
     assert!(err.contains("Read-only file system"), "{err}");
     assert!(
-        err.contains("exiting with 77: the configuration could not be written for lack of permission"),
+        err.contains(
+            "exiting with 77: the configuration could not be written for lack of permission"
+        ),
         "{err}"
     );
     assert!(
