@@ -298,10 +298,11 @@ pub fn init(dir: &Path, name: Option<&str>) -> i32 {
                 println!("created {dir}/{file}");
             }
             println!(
-                "\nNext:\n  launch check --project {dir}/project --data /tmp/{name}-volume   \
-                 # validate, see what it would write\n  \
-                 cp /path/to/static/launch {dir}/ && docker build -t {name} {dir}\n  \
-                 docker run -d -p 8080:8080 -v {name}-data:/srv/projects/{name}/data {name}\n\
+                "\nNext (docs/getting-started.md):\n  \
+                 cp /path/to/static/launch {dir}/\n  \
+                 docker build -t {name} {dir}\n  \
+                 docker run --rm {name} check      # validate inside the image: users, programs, templates\n  \
+                 docker run -d --name {name} -p 8080:8080 -v {name}-data:/srv/projects/{name}/data {name}\n\
                  Then replace the `app` process in {dir}/project/launch.yml with your program."
             );
             0
