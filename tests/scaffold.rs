@@ -7,6 +7,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
+
+use support::docker::{Docker, wait_for_page};
 
 fn init(args: &[&str], dir: &Path) -> Output {
     Command::new(support::launch_bin())
@@ -183,7 +186,7 @@ const DOCUMENTED: &[&str] = &[
 
 /// The base this machine builds FROM instead of debian:12-slim (it has no registry):
 /// scripts/base-image, busybox and the accounts root and app, imported from nothing.
-fn local_base(docker: &support::docker::Docker) -> String {
+fn local_base(docker: &Docker) -> String {
     let base = format!("{}:base", docker.name("scaffold"));
     docker.remember("image", &base);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/base-image");
@@ -201,15 +204,8 @@ fn local_base(docker: &support::docker::Docker) -> String {
     base
 }
 
-/// `launch init`'s project, built and run as docs/getting-started.md says (the base
-/// swapped for the local one, as the page says for a machine without a registry): it
-/// passes `launch check` inside the image, serves its page as the app user, stops
-/// cleanly, and runs as the app user on a read-only root with only /run a tmpfs.
-#[test]
-fn the_project_builds_and_runs_as_getting_started_says() {
-    let Some(docker) = support::docker::Docker::new("scaffold") else {
-        return;
-    };
+/// Fails unless docs/getting-started.md still shows each of [`DOCUMENTED`].
+fn assert_documented() {
     let page =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/getting-started.md"))
             .unwrap();
@@ -219,70 +215,77 @@ fn the_project_builds_and_runs_as_getting_started_says() {
             "docs/getting-started.md no longer says `$ {command}`: change this test with it"
         );
     }
-    let name = docker.name("myapp");
-    let dir = scratch("myapp");
-    let out = init(&["--name", &name], &dir);
+}
+
+/// `launch init NAME`, the static launch copied in, `docker build -t NAME:latest` with
+/// the local base; the image.
+fn init_and_build(docker: &Docker, name: &str) -> String {
+    let dir = scratch(name);
+    let out = init(&["--name", name], &dir);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     fs::copy(support::static_launch(), dir.join("launch")).unwrap();
-    let base = local_base(&docker);
+    let base = format!("BASE={}", local_base(docker));
     let image = format!("{name}:latest");
     docker.remember("image", &image);
     let dir_arg = dir.display().to_string();
-    let built = docker.docker(&[
-        "build",
-        "-q",
-        "-t",
-        &image,
-        "--build-arg",
-        &format!("BASE={base}"),
-        &dir_arg,
-    ]);
+    let built = docker.docker(&["build", "-q", "-t", &image, "--build-arg", &base, &dir_arg]);
     assert!(
         built.status.success(),
         "{}",
         String::from_utf8_lossy(&built.stderr)
     );
     fs::remove_dir_all(&dir).unwrap();
+    image
+}
+
+/// Waits until `container` is healthy and serves the project's page; returns the page.
+fn serves(docker: &Docker, container: &str, name: &str) -> String {
+    docker.wait_healthy(container, Duration::from_secs(30));
+    let port = docker.port(container, 8080);
+    let hello = format!("Hello from {name}");
+    let body = wait_for_page(port, "/", &hello, Duration::from_secs(10));
+    let status = docker.ok(&["exec", container, "launch", "status"]);
+    assert!(
+        status.contains("app") && status.contains("running"),
+        "{status}"
+    );
+    body
+}
+
+/// `launch init`'s project, built and run as docs/getting-started.md says (the base
+/// swapped for the local one, as the page says for a machine without a registry): it
+/// passes `launch check` inside the image, serves its page as the app user, stops
+/// cleanly, and runs as the app user on a read-only root with only /run a tmpfs.
+#[test]
+fn the_project_builds_and_runs_as_getting_started_says() {
+    let Some(docker) = Docker::new("scaffold") else {
+        return;
+    };
+    assert_documented();
+    let name = docker.name("myapp");
+    let image = init_and_build(&docker, &name);
 
     // `launch check` inside the image: its users, its programs.
     let checked = docker.docker(&["run", "--rm", &image, "check"]);
     let said = String::from_utf8_lossy(&checked.stdout);
-    assert!(
-        checked.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    let err = String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "{said}{err}");
     assert!(
         said.contains("launch check: the configuration is valid"),
         "{said}"
     );
 
-    let volume = docker.volume("data");
-    let mount = format!("{volume}:/srv/projects/{name}/data");
+    let mount = format!("{}:/srv/projects/{name}/data", docker.volume("data"));
     let app = docker.start("app", &["-p", "127.0.0.1::8080", "-v", &mount, &image]);
-    docker.wait_healthy(&app, std::time::Duration::from_secs(30));
-    let port = docker.port(&app, 8080);
-    let body = support::docker::wait_for_page(
-        port,
-        "/",
-        &format!("Hello from {name}"),
-        std::time::Duration::from_secs(10),
-    );
+    let body = serves(&docker, &app, &name);
     assert!(body.contains(&format!("<title>{name}</title>")), "{body}");
-    let status = docker.ok(&["exec", &app, "launch", "status"]);
-    assert!(
-        status.contains("app") && status.contains("running"),
-        "{status}"
-    );
     // busybox httpd runs as the app user the Dockerfile made; the page is root:app 0640.
-    let who = docker.sh(
-        &app,
-        "ps -o user,args | grep '[h]ttpd' ; stat -c '%U:%G %a' /run/*/www/index.html",
-    );
+    let who = "ps -o user,args | grep '[h]ttpd' ; stat -c '%U:%G %a' /run/*/www/index.html";
+    let who = docker.sh(&app, who);
     assert!(
         who.contains("app ") && who.contains("root:app 640"),
         "{who}"
@@ -295,64 +298,47 @@ fn the_project_builds_and_runs_as_getting_started_says() {
         seeded.contains(&format!("{name}'s persistent data")),
         "{seeded}"
     );
-    let logs = docker.logs(&app);
-    assert!(logs.contains("first start of the volume"), "{logs}");
+    assert!(docker.logs(&app).contains("first start of the volume"));
     let (_, code) = docker.stop(&app);
-    assert_eq!(code, 0, "{}", docker.logs(&app));
     let logs = docker.logs(&app);
-    assert!(
-        logs.trim_end()
-            .ends_with("launch: exiting with 0: stopped by SIGTERM"),
-        "{logs}"
-    );
+    assert_eq!(code, 0, "{logs}");
+    let last = "launch: exiting with 0: stopped by SIGTERM";
+    assert!(logs.trim_end().ends_with(last), "{logs}");
 
     // As the app user, on a read-only root, /run a tmpfs that is the app's: the volume
     // made the app's first, as the operator would (docs/getting-started.md). The local
     // base has its own app (uid 1000), where the Dockerfile makes 10001 on Debian.
     let volume = docker.volume("ro-data");
-    let chown = [
+    let data = format!("{volume}:/data");
+    docker.ok(&[
         "run",
         "--rm",
         "-v",
-        &format!("{volume}:/data"),
+        &data,
         "--entrypoint",
         "chown",
-    ];
-    docker.ok(&[&chown[..], &[&image, "app:app", "/data"]].concat());
+        &image,
+        "app:app",
+        "/data",
+    ]);
     let id = |flag: &str| docker.ok(&["run", "--rm", "--entrypoint", "id", &image, flag, "app"]);
     let (uid, gid) = (id("-u"), id("-g"));
     let run = format!("/run:uid={uid},gid={gid}");
     let mount = format!("{volume}:/srv/projects/{name}/data");
-    let ro = docker.start(
-        "ro",
-        &[
-            "-u",
-            "app",
-            "--read-only",
-            "--tmpfs",
-            &run,
-            "-p",
-            "127.0.0.1::8080",
-            "-v",
-            &mount,
-            &image,
-        ],
-    );
-    docker.wait_healthy(&ro, std::time::Duration::from_secs(30));
-    let port = docker.port(&ro, 8080);
-    support::docker::wait_for_page(
-        port,
-        "/",
-        &format!("Hello from {name}"),
-        std::time::Duration::from_secs(10),
-    );
-    let status = docker.ok(&["exec", &ro, "launch", "status"]);
-    assert!(status.contains("running"), "{status}");
+    let ro = [
+        "-u",
+        "app",
+        "--read-only",
+        "--tmpfs",
+        &run,
+        "-p",
+        "127.0.0.1::8080",
+    ];
+    let ro = docker.start("ro", &[&ro[..], &["-v", &mount, &image]].concat());
+    serves(&docker, &ro, &name);
     let logs = docker.logs(&ro);
-    assert!(
-        logs.contains(&format!("not given: launch runs as uid {uid}, not root")),
-        "{logs}"
-    );
+    let not_root = format!("not given: launch runs as uid {uid}, not root");
+    assert!(logs.contains(&not_root), "{logs}");
     let (_, code) = docker.stop(&ro);
     assert_eq!(code, 0, "{}", docker.logs(&ro));
 }

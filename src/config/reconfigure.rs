@@ -10,6 +10,7 @@ use crate::config::pillar::{self, Pillar, PillarError};
 use crate::config::render::{self, Applied, Output, RenderError, Renderer};
 use crate::config::spec::{self, Spec, SpecError};
 use crate::config::spec_text::SpecText;
+use crate::config::unprivileged;
 use crate::volume::access::{Dir, TEMP_PREFIX, Trust};
 use crate::volume::users::Accounts;
 
@@ -228,27 +229,13 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     drop(rendered);
     let known = secrets();
     spec_text.hide(|value| render::mask(value, &known));
-    let image_root = options
-        .image_root
-        .as_deref()
-        .unwrap_or(std::path::Path::new("/"));
-    let accounts = image_accounts(image_root, options.image_root.is_some())?;
+    let accounts = image_accounts(options.image_root.as_deref())?;
     let mut spec = spec::parse(&spec_file, &spec_text, &accounts).map_err(|e| hide(into_all(e)))?;
     add_sshd(&mut spec, &layout);
-    let me = crate::config::unprivileged::Identity::current();
-    let warnings = crate::config::unprivileged::adapt(&mut spec, &layout.data, &me);
+    let warnings = unprivileged::adapt(&mut spec, &layout.data, &unprivileged::Identity::current());
     let mut errors = Vec::new();
     if options.check_programs {
-        // Inside the container launch's PATH is the image's; on a host it is not.
-        let own_path = std::env::var("PATH")
-            .ok()
-            .filter(|_| options.image_root.is_none());
-        let image = spec::programs::Image {
-            root: image_root,
-            path: own_path.as_deref().unwrap_or(spec::programs::DEFAULT_PATH),
-        };
-        let found = spec::programs::check(&spec_file, &spec_text, &spec, &image);
-        errors.extend(found.into_iter().map(ConfigError::from));
+        errors.extend(missing_programs(options, &spec_file, &spec_text, &spec));
     }
 
     let trust = volume_trust(&layout);
@@ -291,11 +278,37 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     })
 }
 
+/// `launch check`: each process's program, looked up in the image. Inside the container
+/// launch's own PATH is the image's; on a host (`--image-root`) it is not, and a process
+/// without `env.PATH` gets Docker's default.
+fn missing_programs(
+    options: &Options,
+    spec_file: &std::path::Path,
+    spec_text: &SpecText,
+    spec: &Spec,
+) -> Vec<ConfigError> {
+    let own_path = std::env::var("PATH")
+        .ok()
+        .filter(|_| options.image_root.is_none());
+    let image = spec::programs::Image {
+        root: options
+            .image_root
+            .as_deref()
+            .unwrap_or(std::path::Path::new("/")),
+        path: own_path.as_deref().unwrap_or(spec::programs::DEFAULT_PATH),
+    };
+    spec::programs::check(spec_file, spec_text, spec, &image)
+        .into_iter()
+        .map(ConfigError::from)
+        .collect()
+}
+
 /// The image's accounts. Under `--image-root DIR` its `etc/passwd` must be there: an
 /// empty account database would make every user unknown, for the wrong reason.
-fn image_accounts(root: &std::path::Path, given: bool) -> Result<Accounts, Vec<ConfigError>> {
+fn image_accounts(given: Option<&std::path::Path>) -> Result<Accounts, Vec<ConfigError>> {
+    let root = given.unwrap_or(std::path::Path::new("/"));
     let passwd = root.join("etc/passwd");
-    if given && !passwd.is_file() {
+    if given.is_some() && !passwd.is_file() {
         return Err(vec![ConfigError::ImageRoot(format!(
             "{}: not found, so {} is not the root of an image's files\n  fix: give --image-root the directory the image's files are in (e.g. mkdir DIR && docker export $(docker create IMAGE) | tar -x -C DIR)",
             passwd.display(),
