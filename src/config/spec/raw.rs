@@ -95,6 +95,9 @@ pub(super) enum RawCommand {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProcess {
     pub(super) command: RawCommand,
+    /// Read by `instances`, before this struct is (a known key for "did you mean").
+    #[serde(default, rename = "instances")]
+    pub(super) _instances: serde::de::IgnoredAny,
     #[serde(default)]
     pub(super) kind: Option<Kind>,
     #[serde(default)]
@@ -129,9 +132,6 @@ pub(super) struct RawProcess {
     pub(super) max_restarts: Option<u32>,
     #[serde(default)]
     pub(super) restart_window: Option<Value>,
-    /// Read by `instances`, before this struct is (a known key for "did you mean").
-    #[serde(default, rename = "instances")]
-    pub(super) _instances: serde::de::IgnoredAny,
 }
 
 #[derive(Deserialize)]
