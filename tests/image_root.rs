@@ -81,6 +81,7 @@ fn programs_and_accounts_are_the_images() {
         "launch.yml:7: process serve: \"serve\" is not found on PATH=",
     ]);
     assert!(ran.stderr.contains("4 problems found"), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("this system's /"), "{}", ran.stderr);
 
     // Accounts are the image's; a spec that names a missing one is refused before its
     // programs are looked up.
@@ -102,7 +103,10 @@ fn programs_and_accounts_are_the_images() {
     );
     let ran = p.run("check", &[]);
     assert_eq!(ran.code, 78, "{}", ran.stderr);
-    ran.says(&["launch.yml:3: process nope: /no/such/program does not exist\n"]);
+    ran.says(&[
+        "launch.yml:3: process nope: /no/such/program does not exist\n",
+        "launch check: users, groups and programs were looked up in this system's /; on a host, --image-root DIR",
+    ]);
     assert!(!ran.stderr.contains("process cat"), "{}", ran.stderr);
 
     let ran = p.run("check", &["--image-root", &p.out()]);

@@ -51,7 +51,16 @@ pub fn with_running_sets(mut options: Options, socket: &Path) -> Options {
 pub fn check(options: &Options, show_pillar: bool) -> i32 {
     let plan = match reconfigure::plan(options) {
         Ok(plan) => plan,
-        Err(errors) => return report_errors(&errors, "check"),
+        Err(errors) => {
+            let code = report_errors(&errors, "check");
+            if options.image_root.is_none() && errors.iter().any(about_the_image) {
+                eprintln!(
+                    "launch check: users, groups and programs were looked up in this system's /; \
+                     on a host, --image-root DIR looks them up in the image's files (docs/getting-started.md)"
+                );
+            }
+            return code;
+        }
     };
     let errors = reconfigure::check_outputs(&plan);
     if !errors.is_empty() {
@@ -269,6 +278,19 @@ fn report_ssh(ssh: &crate::volume::ssh::Installed) {
         crate::plural::count(ssh.keys.len(), "ssh key", "ssh keys"),
         ssh.authorized_keys.display()
     );
+}
+
+/// Whether an error is about the image's accounts or programs, which a check on a host
+/// looks up in the host's own files unless told where the image's are.
+fn about_the_image(error: &ConfigError) -> bool {
+    let text = error.to_string();
+    [
+        "does not exist in /etc/",
+        "is not found on PATH=",
+        "does not exist\n",
+    ]
+    .iter()
+    .any(|s| text.contains(s))
 }
 
 fn report_errors(errors: &[ConfigError], what: &str) -> i32 {
