@@ -12,8 +12,10 @@ for need in unshare:util-linux "$@"; do
     command -v "${need%%:*}" >/dev/null || missing="$missing ${need#*:}"
 done
 if [ -n "$missing" ]; then
+    echo "=== installing what this example runs:$missing (apt-get; a minute or so)" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
+echo "=== building launch (cargo build; the first build takes a few minutes)" >&2
 cargo build -q --manifest-path "$here/../../Cargo.toml"
 launch=$here/../../target/debug/launch
 code=1        # the script's exit code; set to 0 at its end
@@ -25,6 +27,7 @@ trap '[ -z "$outer" ] || kill $outer 2>/dev/null || true; rm -rf "$scratch"; exi
 
 # start ARGS...: `launch run ARGS...` as PID 1; returns when `launch health` says yes.
 start() {
+    echo "=== starting launch as PID 1 of its own PID namespace; waiting until launch health says healthy" >&2
     unshare --pid --fork --mount-proc --kill-child "$launch" run "$@" &
     outer=$!
     until "$launch" health >/dev/null 2>&1; do

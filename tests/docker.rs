@@ -143,38 +143,6 @@ fn ctrl_c_in_docker_run_ti_stops_the_container_cleanly() {
     assert_eq!(docker.inspect(&name, "{{.State.ExitCode}}"), "0");
 }
 
-/// `launch init` makes a project that builds into an image and runs as it is: the page
-/// from its template, the volume's data/ seeded from the image.
-#[test]
-fn a_project_from_launch_init_builds_and_runs() {
-    let Some(docker) = Docker::new("init") else {
-        return;
-    };
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(docker.name("demo"));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new(support::launch_bin())
-        .args(["init", "--name", "demo"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let image = docker.build_example(dir.to_str().unwrap(), &[]);
-    std::fs::remove_dir_all(&dir).unwrap();
-    let app = docker.start("demo", &["-p", "127.0.0.1::8080", &image]);
-    docker.wait_healthy(&app, Duration::from_secs(30));
-    let port = docker.port(&app, 8080);
-    wait_for_page(port, "/", "Hello from demo", Duration::from_secs(10));
-    let seeded = docker.sh(&app, "cat /srv/projects/demo/data/data/README.txt");
-    assert!(seeded.contains("demo's persistent data"), "{seeded}");
-    let (took, code) = docker.stop(&app);
-    assert_eq!(code, 0);
-    assert!(took < Duration::from_secs(2), "{took:?}");
-}
-
 const REDIS_BASE: &[&str] = &[
     "/usr/bin/redis-server",
     "/usr/bin/redis-cli",

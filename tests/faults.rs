@@ -112,8 +112,15 @@ fn a_read_only_volume_is_refused_before_anything_starts() {
         exec timeout 20 "$0" run --root "$1" --control "$1/control.sock"
     "#;
     let (code, out, err) = in_mount_namespace(&p, script);
-    assert_eq!(code, 78, "{out}\n{err}");
+    // 77, not 78: the configuration is valid; the system refused to let it be written.
+    assert_eq!(code, 77, "{out}\n{err}");
     assert!(err.contains("Read-only file system"), "{err}");
+    assert!(
+        err.contains(
+            "exiting with 77: the configuration could not be written for lack of permission"
+        ),
+        "{err}"
+    );
     assert!(
         err.contains("/data/data: cannot make or set up this directory of the volume"),
         "the message names the path: {err}"

@@ -5,6 +5,7 @@
 mod support;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -39,12 +40,19 @@ fn launch(args: &[&str]) -> (i32, String, String) {
 /// Imports `file` into `dir/project` and checks the result with `launch check`;
 /// returns the launch.yml and import's stderr.
 fn import_and_check(dir: &Path, file: &str) -> (String, String) {
+    import_and_check_with(dir, file, &[])
+}
+
+/// The same, with more arguments for `launch check`.
+fn import_and_check_with(dir: &Path, file: &str, check_args: &[&str]) -> (String, String) {
     let project = dir.join("project").display().to_string();
     let data = dir.join("data").display().to_string();
     let (code, stdout, stderr) = launch(&["import", file, "--out", &project]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let yml = fs::read_to_string(dir.join("project/launch.yml")).unwrap();
-    let (code, stdout, check) = launch(&["check", "--project", &project, "--data", &data]);
+    let mut args = vec!["check", "--project", &project, "--data", &data];
+    args.extend_from_slice(check_args);
+    let (code, stdout, check) = launch(&args);
     assert_eq!(code, 0, "launch check refused:\n{yml}\n{stdout}\n{check}");
     (yml, stderr)
 }
@@ -79,7 +87,23 @@ fn the_registry_image_circus_config_becomes_a_valid_launch_yml() {
     let dir = scratch("import-registry");
     let file = dir.join("circus.ini");
     fs::write(&file, REGISTRY).unwrap();
-    let (yml, stderr) = import_and_check(&dir, &file.display().to_string());
+    // Checked against the registry image's files: its accounts and its program, which
+    // this machine does not have.
+    let image = dir.join("image");
+    fs::create_dir_all(image.join("etc")).unwrap();
+    fs::create_dir_all(image.join("usr/bin")).unwrap();
+    fs::write(
+        image.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+    )
+    .unwrap();
+    fs::write(image.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    let registry = image.join("usr/bin/registry");
+    fs::write(&registry, "").unwrap();
+    fs::set_permissions(&registry, fs::Permissions::from_mode(0o755)).unwrap();
+    let root = image.display().to_string();
+    let checked = ["--image-root", root.as_str()];
+    let (yml, stderr) = import_and_check_with(&dir, &file.display().to_string(), &checked);
     for want in [
         "  registry:\n",
         "    command: [\"/usr/bin/registry\", \"serve\", \"/etc/docker/registry/config.yml\"]\n",
@@ -186,6 +210,83 @@ fn supervisord_programs_run_under_launch_as_under_supervisord() {
     assert!(!read("cron").is_empty());
     launched.signal(libc::SIGTERM);
     launched.wait(Duration::from_secs(20));
+}
+
+/// Runs `launch run` on `dir/project` (imported) until `files` are all in `out`.
+fn run_until_written(dir: &Path, out: &Path, files: &[&str]) {
+    let project = dir.join("project").display().to_string();
+    fs::create_dir_all(dir.join("data")).unwrap();
+    let data = dir.join("data").display().to_string();
+    let control = dir.join("control.sock").display().to_string();
+    let args = [
+        "run",
+        "--project",
+        &project,
+        "--data",
+        &data,
+        "--control",
+        &control,
+    ];
+    let mut cmd = support::command(Mode::Pid1, &args);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut launched = Launched::spawn(Mode::Pid1, cmd);
+    for file in files {
+        support::wait_until(Duration::from_secs(20), || {
+            fs::read_to_string(out.join(file))
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| panic!("no {file}: {}", launched.stderr.text()));
+    }
+    launched.signal(libc::SIGTERM);
+    assert_eq!(launched.wait(Duration::from_secs(20)).code(), Some(0));
+}
+
+/// circus's numprocesses and supervisord's numprocs become `instances:`, and the copy's
+/// number in a command (`$(circus.wid)` from 1, `%(process_num)d` from numprocs_start)
+/// is read from LAUNCH_INSTANCE by each copy.
+#[test]
+fn numprocesses_and_numprocs_become_copies_that_know_their_number() {
+    let dir = scratch("import-copies");
+    let out = dir.join("out");
+    fs::create_dir_all(&out).unwrap();
+    let o = out.display().to_string();
+    let circus = dir.join("circus.ini");
+    fs::write(
+        &circus,
+        format!(
+            "[watcher:worker]\ncmd = /bin/sh -c 'echo \"$0\" > {o}/worker-$0; exec sleep 30' $(circus.wid)\n\
+             numprocesses = 3\ncopy_env = true\n"
+        ),
+    )
+    .unwrap();
+    let (yml, _) = import_and_check(&dir, &circus.display().to_string());
+    assert!(yml.contains("    instances: 3\n"), "{yml}");
+    assert!(yml.contains("\\\"$LAUNCH_INSTANCE\\\""), "{yml}");
+    run_until_written(&dir, &out, &["worker-1", "worker-2", "worker-3"]);
+
+    fs::remove_dir_all(dir.join("project")).unwrap();
+    let supervisord = dir.join("supervisord.conf");
+    fs::write(
+        &supervisord,
+        format!(
+            "[program:queue]\ncommand=/bin/sh -c 'echo %(numprocs)d > {o}/queue-$0; exec sleep 30' %(process_num)d\n\
+             process_name=%(program_name)s_%(process_num)d\nnumprocs=2\nnumprocs_start=5\n"
+        ),
+    )
+    .unwrap();
+    let (yml, stderr) = import_and_check(&dir, &supervisord.display().to_string());
+    assert!(yml.contains("    instances: 2\n"), "{yml}");
+    assert!(yml.contains("$((LAUNCH_INSTANCE + 4))"), "{yml}");
+    assert!(
+        stderr.contains("launch names the copies queue.1, queue.2"),
+        "{stderr}"
+    );
+    run_until_written(&dir, &out, &["queue-5", "queue-6"]);
+    assert_eq!(fs::read_to_string(out.join("queue-6")).unwrap(), "2\n");
+    assert!(!out.join("queue-7").exists());
 }
 
 #[test]

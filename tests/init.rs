@@ -322,6 +322,67 @@ fn missing_and_unexecutable_commands() {
 }
 
 #[test]
+fn a_missing_path_is_no_such_file_not_a_path_lookup() {
+    for program in ["/doesnotexist", "./nowhere/app"] {
+        let (code, launch) = run(Mode::Subreaper, &["--", program]);
+        let err = launch.stderr.text();
+        assert_eq!(code, 127, "{err}");
+        assert!(
+            err.starts_with(&format!("launch: {program}: no such file (check the path")),
+            "{err}"
+        );
+        assert!(
+            !err.contains("PATH="),
+            "a path is not looked up on PATH: {err}"
+        );
+    }
+}
+
+/// `-v` promises "start, forward, reap, stop": each orphan reaped is said, and so are
+/// the SIGTERM and the SIGKILL that end what CMD left behind, with their pids.
+#[test]
+fn verbose_says_each_orphan_reaped_and_what_is_left_ended() {
+    for mode in [Mode::Pid1, Mode::Subreaper] {
+        let (code, launch) = run(
+            mode,
+            &["-v", "--grace", "1s", "--", probe_str(), "stubborn"],
+        );
+        let err = launch.stderr.text();
+        assert_eq!(code, 0, "{err}");
+        let out = launch.stdout.text();
+        let left = out
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_else(|| panic!("no pid from the probe: {out}"));
+        for needle in [
+            format!("{} started (pid", probe_str()),
+            format!("SIGTERM to 1 process left behind (pid {left})"),
+            "the shutdown grace is over: sending SIGKILL".to_string(),
+            format!("reaped orphan pid {left} (killed by SIGKILL"),
+        ] {
+            assert!(err.contains(&needle), "{mode:?}: no {needle:?} in:\n{err}");
+        }
+
+        let mut launch = Launched::start(mode, &["-v", "--", probe_str(), "orphans", "3"]);
+        launch.expect("released");
+        assert!(
+            launch
+                .stderr
+                .wait_for_n("reaped orphan pid", 3, Duration::from_secs(10)),
+            "{mode:?}: {}",
+            launch.stderr.text()
+        );
+        launch.signal(libc::SIGTERM);
+        assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+        assert!(
+            launch.stderr.text().contains("forwarding SIGTERM"),
+            "{}",
+            launch.stderr.text()
+        );
+    }
+}
+
+#[test]
 fn a_script_without_a_shebang_runs_under_the_shell_and_path_order_holds() {
     // execvp's rules, which launch follows itself: ENOEXEC falls back to /bin/sh, and
     // a missing PATH entry is skipped for the next one.

@@ -421,6 +421,7 @@ proptest! {
             },
             sets: vec![],
             track_origins: true,
+            ..Default::default()
         };
         // Only the first step: load, merge, render and parse in memory; nothing written.
         let _ = launch::config::reconfigure::plan(&options);
@@ -531,7 +532,7 @@ fn spec_with(value: &str) -> Result<launch::config::spec::Spec, String> {
             ..Default::default()
         },
         sets: vec![],
-        track_origins: false,
+        ..Default::default()
     };
     let plan = launch::config::reconfigure::plan(&options);
     fs::remove_dir_all(&root).unwrap();

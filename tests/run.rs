@@ -65,6 +65,12 @@ fn stderr_has(launch: &Launched, needle: &str, timeout: Duration) {
     );
 }
 
+/// launch's last line: that it exits, with what code and why.
+fn last_line(launch: &Launched) -> String {
+    let log = launch.stderr.text();
+    log.lines().last().unwrap_or_default().to_string()
+}
+
 fn nanos(text: &str) -> u128 {
     text.trim()
         .parse()
@@ -136,6 +142,10 @@ fn a_failing_oneshot_stops_the_container_with_its_code() {
         "{}",
         launch.stderr.text()
     );
+    assert_eq!(
+        last_line(&launch),
+        "launch: exiting with 3: migrate failed (exit code 3)"
+    );
 }
 
 #[test]
@@ -150,6 +160,10 @@ fn a_successful_oneshot_lets_its_dependents_start() {
     wait_for_file_exists(&p.path("out/app-ran"));
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+    assert_eq!(
+        last_line(&launch),
+        "launch: exiting with 0: stopped by SIGTERM"
+    );
 }
 
 #[test]
@@ -185,7 +199,14 @@ fn restarts_back_off_and_a_crash_loop_of_a_critical_process_ends_launch() {
         log.contains("restarting in 100ms") && log.contains("restarting in 800ms"),
         "{log}"
     );
-    assert!(log.contains("giving up"), "{log}");
+    assert!(
+        log.contains("flaky exited 5 times within 1m: giving up"),
+        "{log}"
+    );
+    assert_eq!(
+        last_line(&launch),
+        "launch: exiting with 4: flaky failed (crash loop: 5 exits within 1m)"
+    );
 }
 
 #[test]
@@ -534,6 +555,50 @@ fn a_broken_spec_at_start_runs_nothing() {
     let mut launch = start(&p);
     assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(78));
     assert!(launch.stderr.text().contains("did you mean `command`?"));
+    assert_eq!(
+        last_line(&launch),
+        "launch: exiting with 78: the configuration is not valid; nothing was started"
+    );
+}
+
+/// The first start on an empty volume sums up, in one line, what it made; a later start
+/// does not; and launch's last line says it exits, with what code and why.
+#[test]
+fn the_first_start_is_summed_up_and_the_last_line_says_why_launch_exits() {
+    let p = Project::new("run-first-start");
+    let out = p.out();
+    p.write("project/pillar.yml", "greeting: hello\n")
+        .write("project/templates/a", "{{ pillar.greeting }}\n")
+        .write("project/templates/b", "b\n")
+        .write("project/seed/data/one", "1\n")
+        .write("project/seed/data/two", "2\n")
+        .write(
+            "project/launch.yml",
+            &format!(
+                "templates:\n  - {{src: templates/a, dest: {out}/a}}\n  - {{src: templates/b, dest: {out}/b}}\n\
+                 seed:\n  - {{from: seed/data, to: data}}\n\
+                 processes:\n  app: {{command: \"exec sleep 1000\"}}\n"
+            ),
+        );
+    fs::remove_dir_all(p.path("data")).unwrap();
+    let data = p.path("data").display().to_string();
+    for first in [true, false] {
+        let mut launch = start(&p);
+        launch.expect_log("app started");
+        launch.signal(libc::SIGTERM);
+        assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+        let log = launch.stderr.text();
+        let summary = format!(
+            "launch: first start of the volume {data}: created configuration/pillar.yml \
+             (edit it to configure the service: every setting is there, commented out), \
+             seeded data (2 files), wrote 2 configuration files\n"
+        );
+        assert_eq!(log.contains(&summary), first, "{log}");
+        assert_eq!(
+            last_line(&launch),
+            "launch: exiting with 0: stopped by SIGTERM"
+        );
+    }
 }
 
 #[test]
@@ -551,7 +616,7 @@ fn a_missing_program_backs_off_without_starving_the_others() {
         launch
             .stderr
             .text()
-            .contains("ghost: cannot start: /no/such/program: not found")
+            .contains("ghost: cannot start: /no/such/program: no such file")
     );
     launch.signal(libc::SIGTERM);
     assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));

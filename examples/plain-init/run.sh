@@ -9,6 +9,7 @@
 # and prints launch's exit code.
 set -euo pipefail
 cd "$(dirname "$0")"
+echo "--- building launch (cargo build; the first build takes a few minutes)" >&2
 cargo build -q --manifest-path ../../Cargo.toml
 launch=$(cd ../.. && pwd)/target/debug/launch
 

@@ -20,6 +20,7 @@ A project (under /srv/projects/NAME, see docs/):
   launch status | health | reload     ask the running launch (docker exec ...)
   launch restart|stop|start NAME      one process of the running launch
   launch check                        validate everything, show what would change
+  launch check --image-root DIR       ... against an image's files (users, programs) on a host
   launch check --show-pillar          ... and every value with the layer it came from
   launch reconfigure --set app.port=9090   render and write the config files, then exit
   launch init ./myapp                 a new project: Dockerfile, stack file, project/
@@ -136,14 +137,20 @@ pub(super) enum Action {
         #[command(flatten)]
         control: ControlArgs,
     },
-    /// Validate the pillar, the spec and every template; print a diff of each output
-    /// against the file on disk. Writes nothing. Exit 0 when valid, 78 when not.
+    /// Validate the pillar, the spec and every template, and that each process's
+    /// program and user are in the image; print a diff of each output against the file
+    /// on disk. Writes nothing. Exit 0 when valid, 78 when not.
     Check {
         #[command(flatten)]
         config: ConfigArgs,
         /// Also print the merged pillar, each value with the layer it came from.
         #[arg(long)]
         show_pillar: bool,
+        /// The image's files (e.g. a `docker export`, unpacked): users, groups and
+        /// programs are looked up there instead of in / (which, inside the container,
+        /// is the image).
+        #[arg(long, value_name = "DIR")]
+        image_root: Option<std::path::PathBuf>,
         /// The running launch's socket: its --set flags are applied first, so that check
         /// predicts exactly what a reload will do.
         #[command(flatten)]
@@ -266,7 +273,7 @@ impl ConfigArgs {
                 data: absolute(self.data),
             },
             sets: self.sets,
-            track_origins: false,
+            ..Options::default()
         }
     }
 }

@@ -61,7 +61,16 @@ pub fn say_last_reload(socket: &Path) {
 pub fn check(options: &Options, show_pillar: bool) -> i32 {
     let plan = match reconfigure::plan(options) {
         Ok(plan) => plan,
-        Err(errors) => return report_errors(&errors, "check"),
+        Err(errors) => {
+            let code = report_errors(&errors, "check");
+            if options.image_root.is_none() && errors.iter().any(about_the_image) {
+                eprintln!(
+                    "launch check: users, groups and programs were looked up in this system's /; \
+                     on a host, --image-root DIR looks them up in the image's files (docs/getting-started.md)"
+                );
+            }
+            return code;
+        }
     };
     let errors = reconfigure::check_outputs(&plan);
     if !errors.is_empty() {
@@ -92,6 +101,9 @@ pub fn check(options: &Options, show_pillar: bool) -> i32 {
             "would create {} with every default commented out",
             plan.layout.operator_file().display()
         );
+    }
+    for warning in &plan.warnings {
+        let _ = writeln!(out, "{warning}");
     }
     print_volume_steps(&mut out, &plan);
     let changing = print_outputs(&mut out, &plan);
@@ -181,6 +193,9 @@ pub fn reconfigure(options: &Options) -> i32 {
         Ok(plan) => plan,
         Err(errors) => return report_errors(&errors, "reconfigure"),
     };
+    for warning in &plan.warnings {
+        eprintln!("launch: {warning}");
+    }
     let report = match reconfigure::apply(&plan) {
         Ok(report) => report,
         Err(failure) => {
@@ -194,12 +209,6 @@ pub fn reconfigure(options: &Options) -> i32 {
             return code::CONFIG;
         }
     };
-    if report.wrote_operator_file {
-        eprintln!(
-            "launch: created {} (every default, commented out, for the operator to edit)",
-            plan.layout.operator_file().display()
-        );
-    }
     for seed in &report.seeds {
         if let crate::volume::seed::Outcome::Seeded { target, files } = seed {
             eprintln!(
@@ -228,6 +237,9 @@ pub fn reconfigure(options: &Options) -> i32 {
                 written.dest.display()
             );
         }
+    }
+    if let Some(summary) = report.first_start_summary(&plan) {
+        eprintln!("launch: {summary}");
     }
     eprintln!(
         "launch reconfigure: {} written, {} unchanged",
@@ -278,14 +290,26 @@ fn report_ssh(ssh: &crate::volume::ssh::Installed) {
     );
 }
 
+/// Whether an error is about the image's accounts or programs, which a check on a host
+/// looks up in the host's own files unless told where the image's are.
+fn about_the_image(error: &ConfigError) -> bool {
+    let text = error.to_string();
+    [
+        "does not exist in /etc/",
+        "is not found on PATH=",
+        "does not exist\n",
+    ]
+    .iter()
+    .any(|s| text.contains(s))
+}
+
 fn report_errors(errors: &[ConfigError], what: &str) -> i32 {
     for e in errors {
         eprintln!("launch: {e}");
     }
-    let n = errors.len();
     eprintln!(
-        "launch {what}: {n} problem{} found; nothing was written",
-        if n == 1 { "" } else { "s" }
+        "launch {what}: {} found; nothing was written",
+        crate::plural::count(errors.len(), "problem", "problems")
     );
     code::CONFIG
 }
@@ -306,10 +330,11 @@ pub fn init(dir: &Path, name: Option<&str>) -> i32 {
                 println!("created {dir}/{file}");
             }
             println!(
-                "\nNext:\n  launch check --project {dir}/project --data /tmp/{name}-volume   \
-                 # validate, see what it would write\n  \
-                 cp /path/to/static/launch {dir}/ && docker build -t {name} {dir}\n  \
-                 docker run -d -p 8080:8080 -v {name}-data:/srv/projects/{name}/data {name}\n\
+                "\nNext (docs/getting-started.md):\n  \
+                 cp /path/to/static/launch {dir}/\n  \
+                 docker build -t {name} {dir}\n  \
+                 docker run --rm {name} check      # validate inside the image: users, programs, templates\n  \
+                 docker run -d --name {name} -p 8080:8080 -v {name}-data:/srv/projects/{name}/data {name}\n\
                  Then replace the `app` process in {dir}/project/launch.yml with your program."
             );
             0

@@ -69,10 +69,13 @@ fn run_action(action: Action) -> i32 {
         Action::Check {
             config,
             show_pillar,
+            image_root,
             control,
         } => {
             let options = Options {
                 track_origins: show_pillar,
+                image_root: image_root.map(|d| std::path::absolute(&d).unwrap_or(d)),
+                check_programs: true,
                 ..commands::with_running_sets(config.options(), &control.socket)
             };
             commands::say_last_reload(&control.socket);

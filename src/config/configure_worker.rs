@@ -64,7 +64,7 @@ impl Default for Limits {
 pub enum Outcome {
     /// Everything was written: the supervisor adopts `spec`.
     Done {
-        /// The new spec (boxed: the other answers are small).
+        /// The new spec (boxed: it is most of the answer's size).
         spec: Box<Spec>,
         /// The processes whose templates changed.
         notify: BTreeSet<String>,
@@ -79,6 +79,9 @@ pub enum Outcome {
         wrote: Vec<String>,
         /// What each changed output replaced, to put back on a rollback.
         previous: Vec<Previous>,
+        /// On a first start, one line that sums it up (said last).
+        #[serde(default)]
+        summary: Option<String>,
     },
     /// The configuration is not valid: nothing was written.
     Invalid {
@@ -215,12 +218,12 @@ fn configure(options: &Options) -> Outcome {
     };
     match reconfigure::apply(&plan) {
         Ok(report) => {
-            let (warnings, keys) = match &report.ssh {
+            let (refused, keys) = match &report.ssh {
                 Some(ssh) => (
                     ssh.refused
                         .iter()
                         .map(|bad| format!("warning: {bad}"))
-                        .collect(),
+                        .collect::<Vec<_>>(),
                     Some(
                         ssh.keys
                             .iter()
@@ -233,8 +236,12 @@ fn configure(options: &Options) -> Outcome {
                 ),
                 None => (Vec::new(), None),
             };
+            let mut warnings = plan.warnings.clone();
+            warnings.extend(refused);
+            // On a first start the operator's file, created now, is said by the summary.
+            let summary = report.first_start_summary(&plan);
             Outcome::Done {
-                details: details(&report, &plan),
+                details: details(&report, &plan, summary.is_none()),
                 warnings,
                 keys,
                 notify: notified(&report.written),
@@ -245,6 +252,7 @@ fn configure(options: &Options) -> Outcome {
                     .collect(),
                 previous: previous(&report.written),
                 spec: Box::new(plan.spec),
+                summary,
             }
         }
         Err(failure) => Outcome::Failed {
@@ -256,7 +264,11 @@ fn configure(options: &Options) -> Outcome {
 }
 
 /// What a configuration did besides the outputs and SSH keys, in words.
-fn details(report: &reconfigure::Report, plan: &reconfigure::Plan) -> Vec<String> {
+fn details(
+    report: &reconfigure::Report,
+    plan: &reconfigure::Plan,
+    say_operator_file: bool,
+) -> Vec<String> {
     let mut details = Vec::new();
     for seed in &report.seeds {
         if let crate::volume::seed::Outcome::Seeded { target, files } = seed {
@@ -275,11 +287,11 @@ fn details(report: &reconfigure::Report, plan: &reconfigure::Plan) -> Vec<String
     );
     if report.leftovers > 0 {
         details.push(format!(
-            "removed {} staged file(s) a killed launch had left",
-            report.leftovers
+            "removed {} a killed launch had left",
+            crate::plural::count(report.leftovers, "staged file", "staged files")
         ));
     }
-    if report.wrote_operator_file {
+    if report.wrote_operator_file && say_operator_file {
         details.push(format!(
             "created {} (every default, commented out, for the operator to edit)",
             plan.layout.operator_file().display()
@@ -386,7 +398,7 @@ mod tests {
                 data: Some("/v".into()),
             },
             sets: vec!["a.b=-1".into(), "c=--root=/x".into()],
-            track_origins: false,
+            ..Options::default()
         };
         let limits = Limits {
             timeout: Duration::from_secs(1),
@@ -433,6 +445,7 @@ mod tests {
                     gid: 0,
                 }),
             }],
+            summary: Some("first start".into()),
         };
         let text = serde_json::to_vec(&outcome).unwrap();
         assert_eq!(serde_json::from_slice::<Outcome>(&text).unwrap(), outcome);

@@ -11,7 +11,8 @@
 //!   they read, their checks, and the diffs `check` prints.
 //! - [`reconfigure`]: the plan and apply pipeline; [`configure_worker`] runs it in a
 //!   child process for `launch run`; [`rollback`] keeps what a reload replaced and puts
-//!   it back when the reload is rolled back.
+//!   it back when the reload is rolled back; [`unprivileged`]: the owners a launch that
+//!   is not root can give.
 //! - [`yaml`], [`hints`]: YAML errors at file:line:col, and where an error really is.
 
 pub mod check_command;
@@ -28,4 +29,5 @@ pub mod schema;
 pub mod secrets;
 pub mod spec;
 pub mod spec_text;
+pub mod unprivileged;
 pub mod yaml;

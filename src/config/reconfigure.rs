@@ -10,6 +10,7 @@ use crate::config::pillar::{self, Pillar, PillarError};
 use crate::config::render::{self, Applied, Output, RenderError, Renderer};
 use crate::config::spec::{self, Spec, SpecError};
 use crate::config::spec_text::SpecText;
+use crate::config::unprivileged;
 use crate::volume::access::{Dir, TEMP_PREFIX, Trust};
 use crate::volume::users::Accounts;
 
@@ -48,6 +49,9 @@ pub enum ConfigError {
     /// A file or directory launch refuses to touch.
     #[error("{0}")]
     Access(#[from] crate::volume::access::AccessError),
+    /// `--image-root` does not name an image's files.
+    #[error("{0}")]
+    ImageRoot(String),
     /// launch.yml could not be read.
     #[error("{path}: cannot read: {source}\n  fix: check the file's permissions")]
     ReadSpec {
@@ -67,6 +71,11 @@ pub struct Options {
     pub sets: Vec<String>,
     /// Keep each layer, to say where every value came from (`--show-pillar`).
     pub track_origins: bool,
+    /// The image's files, when they are not at `/` (`launch check --image-root DIR` on
+    /// a host): the accounts and the programs are the image's.
+    pub image_root: Option<PathBuf>,
+    /// Also look up each process's program in the image (`launch check`).
+    pub check_programs: bool,
 }
 
 /// Replaces, in every error that shows one, each secret value by `********`.
@@ -107,6 +116,8 @@ pub struct Plan {
     pub seeds: Vec<crate::volume::seed::Outcome>,
     /// Which directories' symlinks launch may follow (not the volume's).
     pub trust: Trust,
+    /// What the plan does otherwise than the spec says, and why (`warning: ...`).
+    pub warnings: Vec<String>,
 }
 
 /// Symlinks in directories only root can change are the image's and may be followed;
@@ -218,13 +229,18 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
     drop(rendered);
     let known = secrets();
     spec_text.hide(|value| render::mask(value, &known));
-    let accounts = Accounts::load(std::path::Path::new("/"));
+    let accounts = image_accounts(options.image_root.as_deref())?;
     let mut spec = spec::parse(&spec_file, &spec_text, &accounts).map_err(|e| hide(into_all(e)))?;
     add_sshd(&mut spec, &layout);
+    let warnings = unprivileged::adapt(&mut spec, &layout.data, &unprivileged::Identity::current());
+    let mut errors = Vec::new();
+    if options.check_programs {
+        errors.extend(missing_programs(options, &spec_file, &spec_text, &spec));
+    }
 
     let trust = volume_trust(&layout);
     let mut outputs = Vec::new();
-    let mut errors = check_volume(&layout, &spec);
+    errors.extend(check_volume(&layout, &spec));
     for template in &spec.templates {
         let secrets_before = renderer.secrets().len();
         match renderer
@@ -249,6 +265,7 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
         return Err(hide(errors));
     }
     Ok(Plan {
+        warnings,
         trust,
         seeds,
         first_start: fs::symlink_metadata(layout.operator_file()).is_err(),
@@ -259,6 +276,46 @@ pub fn plan(options: &Options) -> Result<Plan, Vec<ConfigError>> {
         spec,
         outputs,
     })
+}
+
+/// `launch check`: each process's program, looked up in the image. Inside the container
+/// launch's own PATH is the image's; on a host (`--image-root`) it is not, and a process
+/// without `env.PATH` gets Docker's default.
+fn missing_programs(
+    options: &Options,
+    spec_file: &std::path::Path,
+    spec_text: &SpecText,
+    spec: &Spec,
+) -> Vec<ConfigError> {
+    let own_path = std::env::var("PATH")
+        .ok()
+        .filter(|_| options.image_root.is_none());
+    let image = spec::programs::Image {
+        root: options
+            .image_root
+            .as_deref()
+            .unwrap_or(std::path::Path::new("/")),
+        path: own_path.as_deref().unwrap_or(spec::programs::DEFAULT_PATH),
+    };
+    spec::programs::check(spec_file, spec_text, spec, &image)
+        .into_iter()
+        .map(ConfigError::from)
+        .collect()
+}
+
+/// The image's accounts. Under `--image-root DIR` its `etc/passwd` must be there: an
+/// empty account database would make every user unknown, for the wrong reason.
+fn image_accounts(given: Option<&std::path::Path>) -> Result<Accounts, Vec<ConfigError>> {
+    let root = given.unwrap_or(std::path::Path::new("/"));
+    let passwd = root.join("etc/passwd");
+    if given.is_some() && !passwd.is_file() {
+        return Err(vec![ConfigError::ImageRoot(format!(
+            "{}: not found, so {} is not the root of an image's files\n  fix: give --image-root the directory the image's files are in (e.g. mkdir DIR && docker export $(docker create IMAGE) | tar -x -C DIR)",
+            passwd.display(),
+            root.display()
+        ))]);
+    }
+    Ok(Accounts::load(root))
 }
 
 /// With `ssh.sshd` and no process of the author's named sshd, sshd is supervised as
@@ -320,6 +377,67 @@ impl Report {
         out.extend(self.stored_secrets.iter().map(|p| p.display().to_string()));
         out.extend(self.written.iter().map(|w| w.dest.display().to_string()));
         out
+    }
+}
+
+impl Report {
+    /// On a first start (the operator's file was created now), one line that sums up
+    /// what the start made, paths relative to the volume: `first start of the volume
+    /// /srv/projects/web/data: created configuration/pillar.yml (edit it to configure
+    /// the service), seeded data (3 files), installed 1 ssh key, wrote 2 files`.
+    pub fn first_start_summary(&self, plan: &Plan) -> Option<String> {
+        if !self.wrote_operator_file {
+            return None;
+        }
+        let volume = &plan.layout.data;
+        let inside = |path: &std::path::Path| {
+            path.strip_prefix(volume)
+                .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
+        };
+        let mut made = vec![format!(
+            "created {} (edit it to configure the service: every setting is there, commented out)",
+            inside(&plan.layout.operator_file())
+        )];
+        for seed in &self.seeds {
+            if let crate::volume::seed::Outcome::Seeded { target, files } = seed {
+                made.push(format!(
+                    "seeded {} ({})",
+                    inside(target),
+                    crate::plural::count(*files as usize, "file", "files")
+                ));
+            }
+        }
+        if let Some(ssh) = &self.ssh {
+            made.push(format!(
+                "installed {}",
+                crate::plural::count(ssh.keys.len(), "ssh key", "ssh keys")
+            ));
+            if !ssh.generated.is_empty() {
+                made.push(format!(
+                    "generated {}",
+                    crate::plural::count(ssh.generated.len(), "ssh host key", "ssh host keys")
+                ));
+            }
+        }
+        if !self.stored_secrets.is_empty() {
+            made.push(format!(
+                "generated {}",
+                crate::plural::count(self.stored_secrets.len(), "secret", "secrets")
+            ));
+        }
+        made.push(format!(
+            "wrote {}",
+            crate::plural::count(
+                self.written.len(),
+                "configuration file",
+                "configuration files"
+            )
+        ));
+        Some(format!(
+            "first start of the volume {}: {}",
+            volume.display(),
+            made.join(", ")
+        ))
     }
 }
 

@@ -30,7 +30,8 @@ pub const MAX_PENDING: usize = 32;
 pub enum ControlError {
     /// The socket could not be created.
     #[error(
-        "{path}: cannot create the control socket: {source}\n  fix: make its directory writable by root, or give --control PATH"
+        "{path}: cannot create the control socket: {source}\n  fix: {}",
+        bind_fix(source.raw_os_error(), nix::unistd::geteuid().as_raw(), path)
     )]
     Bind {
         /// The socket path.
@@ -38,6 +39,28 @@ pub enum ControlError {
         /// Why.
         source: io::Error,
     },
+}
+
+/// What to do when the socket cannot be made, for the user launch runs as.
+fn bind_fix(errno: Option<i32>, uid: u32, path: &std::path::Path) -> String {
+    let dir = path
+        .parent()
+        .map_or_else(|| "/".into(), |d| d.display().to_string());
+    let above = path
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map_or_else(|| "/".into(), |d| d.display().to_string());
+    match errno {
+        Some(libc::EROFS) => format!(
+            "{dir} is on a read-only file system: mount a tmpfs on /run (docker run --read-only --tmpfs /run), or give --control PATH on one that is writable"
+        ),
+        _ if uid != 0 => format!(
+            "launch runs as uid {uid}, not root: make {dir} (or {above}, to make it in) writable by uid {uid}: docker run --tmpfs /run does; or give --control PATH"
+        ),
+        _ => format!(
+            "make {dir} (or {above}, to make it in) writable by root, or give --control PATH"
+        ),
+    }
 }
 
 /// A request from a client.
@@ -149,5 +172,34 @@ mod tests {
         }
         assert_eq!(Request::parse("restart"), None);
         assert_eq!(Request::parse("rm -rf /"), None);
+    }
+
+    #[test]
+    fn the_fix_for_a_socket_fits_who_launch_is() {
+        let path = std::path::Path::new("/run/launch/control.sock");
+        for (errno, uid, says, never) in [
+            (
+                Some(libc::EACCES),
+                0,
+                "make /run/launch (or /run, to make it in) writable by root",
+                "uid",
+            ),
+            (
+                Some(libc::EACCES),
+                1000,
+                "launch runs as uid 1000, not root: make /run/launch (or /run, to make it in) writable by uid 1000",
+                "by root",
+            ),
+            (
+                Some(libc::EROFS),
+                1000,
+                "read-only file system: mount a tmpfs on /run",
+                "writable by",
+            ),
+        ] {
+            let fix = bind_fix(errno, uid, path);
+            assert!(fix.contains(says), "{fix}");
+            assert!(!fix.contains(never), "{fix}");
+        }
     }
 }

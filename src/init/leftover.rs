@@ -145,6 +145,11 @@ impl Leftovers {
         })
     }
 
+    /// The ended process whose leftovers these are.
+    pub fn leader(&self) -> Pid {
+        self.leader
+    }
+
     /// SIGKILL to what is still there, and to anything that has joined the group or
     /// session since (a child forked after the SIGTERM).
     pub fn kill(self, spare: &[Pid]) {

@@ -26,6 +26,15 @@ pub enum SpawnError {
         /// The PATH it was looked up in.
         path: String,
     },
+    /// The program names a path (it contains '/') and nothing is there: PATH played no
+    /// part, so the message does not mention it.
+    #[error(
+        "{program}: no such file (check the path; for a script, its #! interpreter must exist too)"
+    )]
+    NoSuchFile {
+        /// The program as written.
+        program: String,
+    },
     /// It exists but cannot be executed.
     #[error("{program}: permission denied (is it executable, and not a directory?)")]
     NotExecutable {
@@ -49,7 +58,9 @@ impl SpawnError {
     /// The exit code a shell would give for this failure: 127 not found, 126 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            SpawnError::NotFound { .. } | SpawnError::Empty => code::NOT_FOUND,
+            SpawnError::NotFound { .. } | SpawnError::NoSuchFile { .. } | SpawnError::Empty => {
+                code::NOT_FOUND
+            }
             _ => code::NOT_EXECUTABLE,
         }
     }
@@ -150,11 +161,23 @@ pub fn spawn_with(argv: &[OsString], setup: &ChildSetup, extra: Extra) -> Result
     let errno = failed & 0xffff;
     let source = io::Error::from_raw_os_error(errno);
     Err(match (failed >> 16, errno) {
+        (STAGE_EXEC, libc::ENOENT | libc::ENOTDIR) if program.contains('/') => {
+            SpawnError::NoSuchFile { program }
+        }
         (STAGE_EXEC, libc::ENOENT | libc::ENOTDIR) => SpawnError::NotFound {
             program,
             path: plan.path_text,
         },
         (STAGE_EXEC, libc::EACCES | libc::EISDIR) => SpawnError::NotExecutable { program },
+        (STAGE_SETUP, _) => SpawnError::Other {
+            program,
+            source: io::Error::new(
+                source.kind(),
+                format!(
+                    "cannot set the process up before it runs (its process group, user and groups, output): {source}"
+                ),
+            ),
+        },
         (STAGE_CHDIR, _) => SpawnError::Other {
             program,
             source: io::Error::new(

@@ -2,14 +2,14 @@
 
 use super::machine::Event;
 use super::metrics::report;
-use super::table::{Managed, Then};
+use super::table::Then;
 use super::{Mode, Phase, Supervisor};
+use crate::config::spec::instances;
 use crate::control::{self, Request};
 
 impl Supervisor {
     /// A control request: the answer and the client's exit code.
     pub(super) fn answer(&mut self, request: Request) -> (String, i32) {
-        let find = |procs: &[Managed], name: &str| procs.iter().position(|p| p.spec.name == name);
         match request {
             Request::Status { json } => {
                 let report = report(&self.procs, &self.configuring);
@@ -55,32 +55,50 @@ impl Supervisor {
                 Some(last) => (last.describe(), last.result.exit_code()),
                 None => (String::new(), 0),
             },
-            Request::Restart(name) | Request::Stop(name) | Request::Start(name)
-                if find(&self.procs, &name).is_none() =>
-            {
-                (format!("launch: no process named {name:?}\n"), 1)
-            }
-            Request::Restart(name) => {
-                let i = find(&self.procs, &name).unwrap_or(0);
-                self.log(format!("{name}: restart asked for"));
-                self.restart(i);
-                (format!("restarting {name}\n"), 0)
-            }
-            Request::Stop(name) => {
-                let i = find(&self.procs, &name).unwrap_or(0);
-                self.log(format!("{name}: stop asked for"));
-                self.stop(i, Then::Hold);
-                (format!("stopping {name}\n"), 0)
-            }
-            Request::Start(name) => {
-                let i = find(&self.procs, &name).unwrap_or(0);
-                if self.procs[i].pid().is_some() {
-                    return (format!("{name} is already running\n"), 0);
+            Request::Restart(name) => self.each_named(&name, |s, i| {
+                s.log(format!("{}: restart asked for", s.procs[i].spec.name));
+                s.restart(i);
+                format!("restarting {}", s.procs[i].spec.name)
+            }),
+            Request::Stop(name) => self.each_named(&name, |s, i| {
+                s.log(format!("{}: stop asked for", s.procs[i].spec.name));
+                s.stop(i, Then::Hold);
+                format!("stopping {}", s.procs[i].spec.name)
+            }),
+            Request::Start(name) => self.each_named(&name, |s, i| {
+                let name = s.procs[i].spec.name.clone();
+                if s.procs[i].pid().is_some() {
+                    return format!("{name} is already running");
                 }
-                self.apply(i, Event::StartRequested);
-                self.log(format!("{name}: start asked for"));
-                (format!("starting {name}\n"), 0)
-            }
+                s.apply(i, Event::StartRequested);
+                s.log(format!("{name}: start asked for"));
+                format!("starting {name}")
+            }),
         }
+    }
+
+    /// Does `act` to the process `name`, or to each of its copies (`instances:`); one
+    /// line per process for the client, as `act` says it.
+    fn each_named(
+        &mut self,
+        name: &str,
+        mut act: impl FnMut(&mut Supervisor, usize) -> String,
+    ) -> (String, i32) {
+        let exact = self.procs.iter().position(|p| p.spec.name == name);
+        let targets: Vec<usize> = match exact {
+            Some(i) => vec![i],
+            None => (0..self.procs.len())
+                .filter(|&i| instances::is_or_copy_of(&self.procs[i].spec.name, name))
+                .collect(),
+        };
+        if targets.is_empty() {
+            return (format!("launch: no process named {name:?}\n"), 1);
+        }
+        let mut said = String::new();
+        for i in targets {
+            said.push_str(&act(self, i));
+            said.push('\n');
+        }
+        (said, 0)
     }
 }

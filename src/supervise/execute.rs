@@ -68,18 +68,19 @@ impl Supervisor {
             }
             Effect::Log { message, verbose } if verbose => self.log_verbose(message),
             Effect::Log { message, .. } => self.log(message),
-            Effect::Shutdown { code, why } => {
+            Effect::Shutdown { code, why, reason } => {
                 // A process the pending reload touched: that reload is rolled back
                 // instead of the container stopping.
                 let name = self.procs[i].spec.name.clone();
                 let exit = self.procs[i].last_exit.unwrap_or(Exit::Code(code));
                 if !self.reload_absorbs(&name, exit) {
-                    self.begin_shutdown(code, &why);
+                    self.begin_shutdown(code, &why, reason);
                 }
             }
             Effect::ExitLauncher { exit } => {
                 if let Mode::Plain { remap, grace, .. } = &self.mode {
                     let (code, grace) = (remap.apply(exit.code()), *grace);
+                    self.exit_reason = format!("{} ended: {exit}", self.procs[i].spec.name);
                     self.take_terminal_back();
                     self.phase = Phase::Stopping {
                         grace_until: Instant::now() + grace,

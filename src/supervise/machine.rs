@@ -92,7 +92,12 @@ pub(super) enum Effect {
     /// Say something in launch's log (only with `-v` when `verbose`).
     Log { message: String, verbose: bool },
     /// Stop the container with this code.
-    Shutdown { code: i32, why: String },
+    /// (`why` goes to the log now, `reason` to launch's last line.)
+    Shutdown {
+        code: i32,
+        why: String,
+        reason: String,
+    },
     /// The command of `launch -- CMD` ended: launch ends, with its code.
     ExitLauncher { exit: Exit },
     /// Forget the process: it is no longer in the spec. Always the last effect.
@@ -454,20 +459,31 @@ fn on_its_own(p: &mut Managed, exit: Exit, at: Context, out: &mut Vec<Effect>) {
             } else {
                 State::Exited(exit)
             };
-            let why = if looping {
-                format!(
-                    "{name} exited {} times within {}: giving up",
-                    p.spec.max_restarts,
-                    crate::duration::format(p.spec.restart_window)
+            let window = crate::duration::format(p.spec.restart_window);
+            let exits = |one, many| crate::plural::count(p.spec.max_restarts as usize, one, many);
+            let (why, reason) = if looping {
+                (
+                    format!(
+                        "{name} exited {} within {window}: giving up",
+                        exits("time", "times")
+                    ),
+                    format!(
+                        "{name} failed (crash loop: {} within {window})",
+                        exits("exit", "exits")
+                    ),
                 )
             } else {
-                format!("{name} exited ({exit})")
+                (
+                    format!("{name} exited ({exit})"),
+                    format!("{name} failed ({exit})"),
+                )
             };
             out.push(log(why.clone()));
             if fatal {
                 out.push(Effect::Shutdown {
                     code: exit.code(),
                     why,
+                    reason,
                 });
             }
         }

@@ -198,7 +198,7 @@ fn a_crash_loop_backs_off_doubling_then_gives_up() {
                     let said = messages(&effects);
                     assert_eq!(said, ["app exited 5 times within 1m: giving up"]);
                     let shutdown = effects.iter().any(|e| {
-                        matches!(e, Effect::Shutdown { code: 3, why } if why.contains("giving up"))
+                        matches!(e, Effect::Shutdown { code: 3, why, .. } if why.contains("giving up"))
                     });
                     assert_eq!(
                         shutdown, critical,
@@ -280,7 +280,8 @@ fn a_critical_service_that_ends_for_good_stops_the_container_with_its_code() {
         effects.last(),
         Some(&Effect::Shutdown {
             code: 0,
-            why: "app exited (exit code 0)".into()
+            why: "app exited (exit code 0)".into(),
+            reason: "app failed (exit code 0)".into()
         })
     );
 }

@@ -167,6 +167,10 @@ pub fn run(options: RunOptions) -> i32 {
         Ok(s) => s,
         Err(e) => {
             eprintln!("launch: {e}");
+            eprintln!(
+                "launch: exiting with {}: launch could not set up its signals and event loop",
+                e.exit_code()
+            );
             return e.exit_code();
         }
     };
@@ -270,6 +274,8 @@ struct Supervisor {
     out_paused: [bool; 2],
     /// TCP readiness connections still under way.
     probes: ready::Probes,
+    /// Why launch is ending, for its last line (`exiting with 0: stopped by SIGTERM`).
+    exit_reason: String,
 }
 
 impl Supervisor {
@@ -308,6 +314,7 @@ impl Supervisor {
             out_watched: [None, None],
             out_paused: [false, false],
             probes: ready::Probes::new(),
+            exit_reason: String::new(),
         })
     }
 
@@ -333,6 +340,7 @@ impl Supervisor {
             // started just now included, so that its next wake-up counts from them).
             self.settle_reload(Instant::now());
             if let Some(code) = self.finished() {
+                self.say_exit(code);
                 // The last lines (the shutdown's own) still reach a reader that is slow,
                 // within a bound: launch does not wait on a stuck one.
                 self.out.borrow_mut().finish(Instant::now() + FINAL_FLUSH);
@@ -344,6 +352,9 @@ impl Supervisor {
                 // rather than leave processes running unsupervised.
                 self.log(format!("{e}; killing all processes"));
                 cleanup::signal_all(self.scope, libc::SIGKILL);
+                self.exit_reason = format!("launch's event loop failed: {e}");
+                self.say_exit(code::INTERNAL);
+                self.out.borrow_mut().finish(Instant::now() + FINAL_FLUSH);
                 return code::INTERNAL;
             }
             for &wake in &wakes {
@@ -356,6 +367,19 @@ impl Supervisor {
             }
             self.on_time(Instant::now());
             self.sync_output();
+        }
+    }
+
+    /// launch's last line: that it exits, with what code, and why. Always under `launch
+    /// run`; with `-v` only for plain init, which is otherwise as quiet as CMD.
+    fn say_exit(&self, code: i32) {
+        if matches!(self.mode, Mode::Run { .. }) || self.verbose {
+            let why = if self.exit_reason.is_empty() {
+                "everything has stopped"
+            } else {
+                &self.exit_reason
+            };
+            self.log(format!("exiting with {code}: {why}"));
         }
     }
 
@@ -434,7 +458,8 @@ impl Supervisor {
             }
             (Mode::Run { .. }, Phase::Running) => match signo {
                 libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
-                    self.begin_shutdown(0, &signals::name(signo));
+                    let name = signals::name(signo);
+                    self.begin_shutdown(0, &name, format!("stopped by {name}"));
                 }
                 libc::SIGHUP => self.request_reload(None),
                 libc::SIGUSR1 | libc::SIGUSR2 | libc::SIGWINCH => {
@@ -450,6 +475,10 @@ impl Supervisor {
             (_, Phase::Stopping { code, .. } | Phase::Draining { code, .. }) if stop_request => {
                 self.log(format!(
                     "{} during shutdown: killing everything now",
+                    signals::name(signo)
+                ));
+                self.exit_reason.push_str(&format!(
+                    " (a second {} killed what was left at once)",
                     signals::name(signo)
                 ));
                 self.kill_everything(code);

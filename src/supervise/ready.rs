@@ -91,6 +91,14 @@ impl Supervisor {
                 let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
                 let extra = Extra {
                     close_fds: true,
+                    // The process's own environment: a copy's check knows which copy
+                    // it checks (LAUNCH_INSTANCE), as the process does.
+                    env: self.procs[i]
+                        .spec
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
                     ..Extra::default()
                 };
                 return match spawn::spawn_with(&argv, &self.setup, extra) {

@@ -70,7 +70,8 @@ impl Supervisor {
         }
         for (source, lines) in said {
             self.log(format!(
-                "dropped {lines} lines of {source}'s output: the reader of launch's output was not reading"
+                "dropped {} of {source}'s output: the reader of launch's output was not reading",
+                crate::plural::count(lines as usize, "line", "lines")
             ));
         }
     }

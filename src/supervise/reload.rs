@@ -96,6 +96,7 @@ impl Supervisor {
                 keys,
                 wrote,
                 previous,
+                ..
             }) => {
                 let mut changes = wrote;
                 changes.extend(last_reload::key_changes(

@@ -7,12 +7,15 @@ use super::machine::{self, Context, Event};
 use super::stop::signal_process;
 use super::{KILL_WAIT, Mode, Phase, Supervisor};
 use crate::init::cleanup;
+use crate::init::reap::Children;
 
 impl Supervisor {
-    pub(super) fn begin_shutdown(&mut self, code: i32, why: &str) {
+    /// Starts the shutdown: `why` for the log now, `reason` for launch's last line.
+    pub(super) fn begin_shutdown(&mut self, code: i32, why: &str, reason: String) {
         if self.phase != Phase::Running {
             return;
         }
+        self.exit_reason = reason;
         let grace = match &self.mode {
             Mode::Run { grace, .. } | Mode::Plain { grace, .. } => *grace,
         };
@@ -25,6 +28,25 @@ impl Supervisor {
         for i in 0..self.procs.len() {
             self.apply(i, Event::ShutdownBegan);
         }
+    }
+
+    /// The managed processes are gone: SIGTERM to whatever they left behind (said with
+    /// `-v`, with the pids it went to).
+    pub(super) fn term_what_is_left(&self) {
+        if self.verbose {
+            let left = cleanup::descendants(nix::unistd::getpid()).unwrap_or_default();
+            let pids: Vec<String> = left.iter().map(ToString::to_string).collect();
+            self.log(format!(
+                "SIGTERM to {} left behind{}",
+                crate::plural::count(left.len(), "process", "processes"),
+                if pids.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {})", pids.join(", "))
+                }
+            ));
+        }
+        cleanup::signal_all(self.scope, libc::SIGTERM);
     }
 
     pub(super) fn kill_everything(&mut self, code: i32) {
@@ -49,6 +71,10 @@ impl Supervisor {
                 .partition(|l| now >= l.kill_at);
             self.leftovers = later;
             for left in due {
+                self.log_verbose(format!(
+                    "SIGKILL to what pid {} left behind (still there after its stop timeout)",
+                    left.leader()
+                ));
                 left.kill(&spare);
             }
         }
@@ -58,9 +84,15 @@ impl Supervisor {
                 until: grace_until,
                 code,
             } if now >= grace_until => {
-                self.log(
-                    "the shutdown grace is over: sending SIGKILL to every process left".into(),
-                );
+                let anything_left = self.children == Children::Remain
+                    || self.procs.iter().any(|p| p.pid().is_some());
+                if anything_left {
+                    self.log(
+                        "the shutdown grace is over: sending SIGKILL to every process left".into(),
+                    );
+                    self.exit_reason
+                        .push_str(" (what was left after the grace got SIGKILL)");
+                }
                 self.kill_everything(code);
             }
             _ => {}

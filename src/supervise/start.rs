@@ -11,10 +11,9 @@ use super::table::{self, Managed, State, Then, Watch};
 use super::{Mode, ORPHAN_GRACE_MIN, Phase, Supervisor, pipe, policy};
 use crate::config::spec::{self, Process, ReadyCheck};
 use crate::exit::code;
-use crate::init::cleanup;
 use crate::init::reap::Children;
 use crate::init::spawn::{self, Credentials, Extra};
-use crate::volume::users::{Accounts, UserError};
+use crate::volume::users::{Accounts, User, UserError};
 
 impl Supervisor {
     /// Takes a (new) spec: adds, changes and removes processes; `notified` are the
@@ -105,7 +104,11 @@ impl Supervisor {
                     && table::all_over(&self.procs)
                 {
                     self.log("no process left to supervise".into());
-                    self.begin_shutdown(0, "nothing left to run");
+                    self.begin_shutdown(
+                        0,
+                        "nothing left to run",
+                        "every process has finished, and none is to be restarted".into(),
+                    );
                 }
             }
             Phase::Stopping { grace_until, code } => match table::to_stop(&self.procs) {
@@ -120,7 +123,7 @@ impl Supervisor {
                     self.reap();
                     // The managed processes are gone: now whatever they left behind.
                     if self.children == Children::Remain {
-                        cleanup::signal_all(self.scope, libc::SIGTERM);
+                        self.term_what_is_left();
                     }
                     let until = grace_until.max(Instant::now() + ORPHAN_GRACE_MIN);
                     self.phase = Phase::Draining { until, code };
@@ -210,17 +213,61 @@ pub(super) fn run_as(spec: &Process, extra: &mut Extra) -> Result<(), UserError>
         return Ok(());
     };
     let found = Accounts::read(std::path::Path::new("/"))?.resolve(user, spec.group.as_deref())?;
+    extra.user = credentials(&found, nix::unistd::geteuid().as_raw())?;
     extra
         .env
         .push(("HOME".into(), found.home.display().to_string()));
     extra.env.push(("USER".into(), found.name.clone()));
     extra.env.push(("LOGNAME".into(), found.name.clone()));
-    extra.user = Some(Credentials {
-        uid: found.uid,
-        gid: found.gid,
-        groups: std::iter::once(found.gid)
-            .chain(found.groups.iter().copied())
-            .collect(),
-    });
     Ok(())
+}
+
+/// What the child switches to, for launch running as `own`: root switches to anyone;
+/// any other user only runs processes as itself (`docker run -u app`, and the spec's
+/// `user: app`), with nothing to switch; another user is refused, never run as launch's.
+fn credentials(found: &User, own: u32) -> Result<Option<Credentials>, UserError> {
+    if own == 0 {
+        return Ok(Some(Credentials {
+            uid: found.uid,
+            gid: found.gid,
+            groups: std::iter::once(found.gid)
+                .chain(found.groups.iter().copied())
+                .collect(),
+        }));
+    }
+    if found.uid == own {
+        return Ok(None);
+    }
+    Err(UserError::NotRoot {
+        user: found.name.clone(),
+        uid: found.uid,
+        own,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn who_a_process_runs_as_for_who_launch_is() {
+        let app = User {
+            name: "app".into(),
+            uid: 1000,
+            gid: 1000,
+            home: "/home/app".into(),
+            groups: vec![27],
+        };
+        let as_root = credentials(&app, 0).unwrap().unwrap();
+        assert_eq!((as_root.uid, as_root.gid), (1000, 1000));
+        assert_eq!(as_root.groups, [1000, 27]);
+        assert!(credentials(&app, 1000).unwrap().is_none());
+        let refused = credentials(&app, 1001).unwrap_err().to_string();
+        assert!(
+            refused.contains(
+                "cannot run as user \"app\" (uid 1000): launch runs as uid 1001, not root"
+            ),
+            "{refused}"
+        );
+    }
 }

@@ -35,6 +35,9 @@ impl Supervisor {
                 self.apply(i, result);
             }
             // Anything else is an adopted orphan: reaped, and that is all.
+            else {
+                self.log_verbose(format!("reaped orphan pid {pid} ({exit})"));
+            }
         }
         self.finish_configuring();
     }

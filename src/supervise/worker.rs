@@ -319,7 +319,9 @@ impl Supervisor {
         }
     }
 
-    /// The first configuration: adopted, or launch ends with 78 and starts nothing.
+    /// The first configuration: adopted, or launch ends and starts nothing: 78 for a
+    /// configuration that is not valid, 77 for one that could not be written for lack
+    /// of permission (a read-only file system, a launch that is not root).
     fn first_configured(&mut self, outcome: Result<Outcome, String>) {
         let said = match outcome {
             Ok(Outcome::Done {
@@ -328,6 +330,7 @@ impl Supervisor {
                 warnings,
                 keys,
                 wrote,
+                summary,
                 ..
             }) => {
                 let key_lines = keys
@@ -339,6 +342,7 @@ impl Supervisor {
                     .chain(key_lines)
                     .chain(details)
                     .chain(wrote)
+                    .chain(summary)
                 {
                     self.log(line);
                 }
@@ -358,13 +362,22 @@ impl Supervisor {
                 ..
             }) => {
                 errors.push(format!("{written_before}; nothing was started"));
+                let last = if errors.iter().any(|e| for_lack_of_permission(e)) {
+                    "the configuration could not be written for lack of permission (above: which path, and what to do); nothing was started"
+                } else {
+                    "the configuration could not be written (above: which path, and why); nothing was started"
+                };
+                self.exit_reason = last.into();
                 (errors, "")
             }
             Ok(Outcome::Restored(_)) => (
                 vec!["the configuration worker answered out of turn".into()],
                 "nothing was started",
             ),
-            Err(why) => (vec![why], "nothing was started"),
+            Err(why) => (
+                vec![why],
+                "the configuration did not finish; nothing was started",
+            ),
         };
         let (lines, last) = said;
         for line in lines.iter().chain(Some(&last.to_string())) {
@@ -372,16 +385,32 @@ impl Supervisor {
                 eprintln!("launch: {line}");
             }
         }
+        if !last.is_empty() {
+            self.exit_reason = last.to_string();
+        }
+        let code = if self.exit_reason.contains("for lack of permission") {
+            code::NO_PERMISSION
+        } else {
+            code::CONFIG
+        };
         // Nothing runs yet; what the worker may have left gets the usual end. Reaping
         // now learns whether anything is left at all (no SIGCHLD may ever come). The
         // grace is the one left-behind processes get: with none, launch ends at once,
         // without a "grace is over" from this very turn's timers.
         self.phase = Phase::Stopping {
             grace_until: Instant::now() + super::ORPHAN_GRACE_MIN,
-            code: code::CONFIG,
+            code,
         };
         self.reap();
     }
+}
+
+/// Whether an error (as the worker wrote it) is a permission the system refused: EPERM,
+/// EACCES or EROFS, as `std::io::Error` shows them.
+fn for_lack_of_permission(error: &str) -> bool {
+    ["(os error 1)", "(os error 13)", "(os error 30)"]
+        .iter()
+        .any(|e| error.contains(e))
 }
 
 /// Starts `launch __configure` with its answer pipe as descriptor 3, working from `/`
@@ -435,6 +464,28 @@ fn size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_permissions_are_told_from_other_failures() {
+        for (error, refused) in [
+            ("/x: cannot create: Permission denied (os error 13)", true),
+            (
+                "/x: cannot set the owner of: Operation not permitted (os error 1)",
+                true,
+            ),
+            (
+                "/run/x: cannot create: Read-only file system (os error 30)",
+                true,
+            ),
+            (
+                "/x: cannot write: No space left on device (os error 28)",
+                false,
+            ),
+            ("/x: cannot open: Too many open files (os error 24)", false),
+        ] {
+            assert_eq!(for_lack_of_permission(error), refused, "{error}");
+        }
+    }
 
     #[test]
     fn sizes_read_as_written() {

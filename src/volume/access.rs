@@ -102,7 +102,7 @@ pub enum AccessError {
         path: PathBuf,
     },
     /// Any other failure, with what launch was doing.
-    #[error("{path}: cannot {op}: {source}")]
+    #[error("{path}: cannot {op}: {source}{}", permission_hint(source.raw_os_error()))]
     Io {
         /// Where.
         path: PathBuf,
@@ -213,6 +213,22 @@ impl Attributes {
     }
 }
 
+/// What to add to a system error that refused a permission: who launch runs as and
+/// what to do. Nothing for any other error.
+pub fn permission_hint(errno: Option<i32>) -> String {
+    hint_for(errno, nix::unistd::geteuid().as_raw())
+}
+
+fn hint_for(errno: Option<i32>, uid: u32) -> String {
+    match errno {
+        Some(libc::EROFS) => "\n  (a read-only file system: with `docker run --read-only`, this path must be on a tmpfs (--tmpfs DIR) or in the volume)".into(),
+        Some(libc::EACCES | libc::EPERM) if uid != 0 => format!(
+            "\n  (launch runs as uid {uid}, not root: uid {uid} needs this permission here, or run the container as root)"
+        ),
+        _ => String::new(),
+    }
+}
+
 /// What kind of file a mode says, in words for messages.
 pub fn kind_of(mode: libc::mode_t) -> &'static str {
     match SFlag::from_bits_truncate(mode & libc::S_IFMT) {
@@ -276,4 +292,32 @@ fn split(path: &Path) -> Result<(&Path, &OsStr), AccessError> {
         .file_name()
         .ok_or_else(|| AccessError::Escapes { path: path.into() })?;
     Ok((path.parent().unwrap_or(Path::new("")), name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hint_for;
+
+    #[test]
+    fn a_refused_permission_says_who_launch_is_and_what_to_do() {
+        for (errno, uid, says) in [
+            (Some(libc::EROFS), 0, "read-only file system"),
+            (Some(libc::EROFS), 1000, "--tmpfs DIR"),
+            (
+                Some(libc::EACCES),
+                1000,
+                "launch runs as uid 1000, not root",
+            ),
+            (Some(libc::EPERM), 1000, "uid 1000 needs this permission"),
+        ] {
+            assert!(hint_for(errno, uid).contains(says), "{errno:?} {uid}");
+        }
+        for (errno, uid) in [
+            (Some(libc::EACCES), 0),
+            (Some(libc::ENOSPC), 1000),
+            (None, 1000),
+        ] {
+            assert_eq!(hint_for(errno, uid), "", "{errno:?} {uid}");
+        }
+    }
 }

@@ -61,6 +61,18 @@ pub enum UserError {
         /// The group file read.
         path: PathBuf,
     },
+    /// launch is not root, and the process is to run as another user.
+    #[error(
+        "cannot run as user {user:?} (uid {uid}): launch runs as uid {own}, not root, and cannot change users\n  fix: run the container as root, or as this user (docker run -u {uid}), or remove user: from this process"
+    )]
+    NotRoot {
+        /// The user as written.
+        user: String,
+        /// Its uid.
+        uid: u32,
+        /// launch's own uid.
+        own: u32,
+    },
 }
 
 /// The account database, as read at one moment.
@@ -132,6 +144,12 @@ impl Accounts {
             root: root.to_path_buf(),
             ..Accounts::default()
         })
+    }
+
+    /// One of the account files as read (`/etc/passwd`, or `DIR/etc/passwd` for an
+    /// image's files elsewhere), for messages.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.root.join("etc").join(name)
     }
 
     /// A user by name, else by number (see the module's documentation).

@@ -2,8 +2,8 @@
 
 use super::ini::{self, Entry, Section};
 use super::supervisord::signal;
-use super::words::{env_ref, split};
-use super::{Command, Imported, LineError, Program, chain_priorities, check_name};
+use super::words::{INSTANCE, env_ref, split};
+use super::{Command, Imported, LineError, Program, chain_priorities, check_name, copies};
 
 /// Reads a circus configuration.
 pub fn read(text: &str) -> Result<Imported, LineError> {
@@ -99,6 +99,8 @@ fn watcher(name: &str, s: &Section, imported: &mut Imported) -> Result<Program, 
     for e in &s.entries {
         option(&mut p, e, imported)?;
     }
+    // circus numbers its copies (wid) from 1.
+    copies::resolve(&mut p, 1, cmd.line, imported);
     Ok(p)
 }
 
@@ -114,15 +116,14 @@ fn option(p: &mut Program, e: &Entry, imported: &mut Imported) -> Result<(), Lin
         "uid" => p.user = Some(value.into()),
         "gid" => p.group = Some(value.into()),
         "umask" => p.umask = Some(value.into()),
-        "numprocesses" if value == "1" => {}
-        "numprocesses" => imported.note(e.line, not("launch runs one instance of a process; write one process per instance")),
+        "numprocesses" => copies::count(p, key, value, e.line, imported),
         // 0 is circus's default: never.
         "max_age" if value.parse::<f64>() == Ok(0.0) => {}
         "max_age" => match seconds(value) {
             Some(age) => p.max_age = Some(age),
             None => imported.note(e.line, not("not a number of seconds")),
         },
-        "max_age_variance" => imported.note(e.line, not("launch recycles a process at its max_age exactly (one instance each: nothing to spread out)")),
+        "max_age_variance" => imported.note(e.line, not("launch recycles each process at its max_age exactly")),
         "stop_signal" => match signal(value) {
             Some(sig) => p.stop_signal = Some(sig),
             None => imported.note(e.line, not("not a signal launch knows")),
@@ -184,7 +185,7 @@ fn expand(value: &str, e: &Entry, imported: &mut Imported) -> String {
         let var = &text[2..text.len() - 1];
         let lower = var.to_lowercase();
         if lower == "circus.wid" {
-            out.push('1');
+            out.push(INSTANCE);
         } else if let Some(r) = lower
             .strip_prefix("circus.env.")
             .and_then(|_| env_ref(&var[11..]))

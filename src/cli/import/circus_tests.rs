@@ -85,7 +85,7 @@ fn max_age_and_graceful_timeout_are_seconds() {
 #[test]
 fn notes_what_does_not_map() {
     let cases = [
-        ("numprocesses = 3", "one instance"),
+        ("numprocesses = 0", "launch runs 1 to 1000 copies"),
         ("warmup_delay = 2", "no such option"),
         ("stdout_stream.class = FileStream", "no log files"),
         ("autostart = false", "starts every process"),

@@ -58,6 +58,9 @@ fn process(out: &mut String, p: &Program) {
     if p.oneshot {
         out.push_str("    kind: oneshot\n");
     }
+    if let Some(n) = p.instances {
+        let _ = writeln!(out, "    instances: {n}");
+    }
     let fields = [
         ("user", &p.user),
         ("group", &p.group),

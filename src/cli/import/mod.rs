@@ -5,6 +5,7 @@
 //! Each reader is a pure function from text to an [`Imported`]; [`emit`] writes it.
 
 pub mod circus;
+pub mod copies;
 pub mod emit;
 pub mod ini;
 pub mod procfile;
@@ -97,6 +98,8 @@ pub struct Program {
     pub depends_on: Vec<String>,
     /// The source's start order (lower first), when it gave one.
     pub priority: Option<i64>,
+    /// How many copies run (`instances:`), when more than one.
+    pub instances: Option<u32>,
 }
 
 impl Program {
@@ -118,6 +121,7 @@ impl Program {
             max_age: None,
             depends_on: Vec::new(),
             priority: None,
+            instances: None,
         }
     }
 }
@@ -198,11 +202,11 @@ pub fn import(format: Format, text: &str, dir: &Path) -> Result<Imported, LineEr
     if let Some((i, _)) = text
         .lines()
         .enumerate()
-        .find(|(_, l)| l.contains([words::ENV_OPEN, words::ENV_CLOSE]))
+        .find(|(_, l)| l.contains([words::ENV_OPEN, words::ENV_CLOSE, words::INSTANCE]))
     {
         return Err(LineError {
             line: i + 1,
-            what: "holds the private-use character U+E200 or U+E201; remove it".into(),
+            what: "holds the private-use character U+E200, U+E201 or U+E202; remove it".into(),
         });
     }
     match format {

@@ -3,8 +3,22 @@
 use std::path::Path;
 
 use super::ini::{self, Entry, Section};
-use super::words::{env_ref, split};
-use super::{Command, Imported, LineError, Program, chain_priorities, check_name};
+use super::words::{INSTANCE, env_ref, split};
+use super::{Command, Imported, LineError, Program, chain_priorities, check_name, copies};
+
+/// How many copies a program runs (`numprocs`, as written) and the number of the first
+/// (`numprocs_start`), for `%(process_num)d` and `%(numprocs)d`.
+#[derive(Debug, Clone, Copy)]
+struct Copies<'a> {
+    count: &'a str,
+    first: i64,
+}
+
+/// Outside a program: one copy.
+const ONE: Copies<'static> = Copies {
+    count: "1",
+    first: 0,
+};
 
 /// supervisord's priority when a program gives none.
 const DEFAULT_PRIORITY: i64 = 999;
@@ -23,7 +37,7 @@ pub fn read(text: &str, dir: &Path) -> Result<Imported, LineError> {
             "program" => {}
             "supervisord" => {
                 if let Some(e) = s.get("environment") {
-                    let value = expand(&e.value, "supervisord", dir, &mut imported, e);
+                    let value = expand(&e.value, "supervisord", dir, ONE, &mut imported, e);
                     global_env = environment(&value, e.line)?;
                 }
                 if s.entries.iter().any(|e| e.key != "environment") {
@@ -76,7 +90,14 @@ fn program(
             what: format!("[program:{name}] has no command=; add the command it runs"),
         });
     };
-    let text = expand(&command.value, name, dir, imported, command);
+    let copies = Copies {
+        count: s.get("numprocs").map_or("1", |e| e.value.trim()),
+        first: s
+            .get("numprocs_start")
+            .and_then(|e| e.value.trim().parse().ok())
+            .unwrap_or(0),
+    };
+    let text = expand(&command.value, name, dir, copies, imported, command);
     let argv = split(&text).map_err(|what| LineError {
         line: command.line,
         what: format!("command: {what}; close it as a shell would"),
@@ -90,10 +111,11 @@ fn program(
     let mut p = Program::new(name, Command::Exec(argv));
     for e in &s.entries {
         if e.key != "command" {
-            let value = expand(&e.value, name, dir, imported, e);
+            let value = expand(&e.value, name, dir, copies, imported, e);
             option(&mut p, e, &value, imported)?;
         }
     }
+    copies::resolve(&mut p, copies.first, command.line, imported);
     Ok(p)
 }
 
@@ -108,8 +130,8 @@ fn option(
     let not = |why: &str| format!("{key} = {value}: {why}");
     match key {
         "process_name" if value == p.name => {}
-        "numprocs" if value == "1" => {}
-        "numprocs" => imported.note(e.line, not("launch runs one instance of a process; write one process per instance")),
+        "process_name" if value.contains(INSTANCE) => imported.note(e.line, format!("process_name = {}: launch names the copies {}.1, {}.2, ...", e.value, p.name, p.name)),
+        "numprocs" => copies::count(p, key, value, e.line, imported),
         "numprocs_start" => {}
         "priority" => {
             p.priority = Some(value.parse().map_err(|_| LineError {
@@ -216,7 +238,14 @@ pub fn environment(value: &str, line: usize) -> Result<Vec<(String, String)>, Li
 }
 
 /// supervisord's `%(name)s` expansions, as far as they have a value outside it.
-fn expand(value: &str, name: &str, dir: &Path, imported: &mut Imported, e: &Entry) -> String {
+fn expand(
+    value: &str,
+    name: &str,
+    dir: &Path,
+    copies: Copies<'_>,
+    imported: &mut Imported,
+    e: &Entry,
+) -> String {
     let mut out = String::new();
     let mut rest = value;
     while let Some(at) = rest.find('%') {
@@ -235,8 +264,21 @@ fn expand(value: &str, name: &str, dir: &Path, imported: &mut Imported, e: &Entr
         let text = &rest[..rest.len() - after.len()];
         match var {
             "program_name" | "group_name" => out.push_str(name),
-            "process_num" => out.push_str(&pad("0", spec)),
-            "numprocs" => out.push('1'),
+            // Several copies: each reads its own number when it starts.
+            "process_num" if copies.count != "1" => {
+                out.push(INSTANCE);
+                if pad("0", spec) != "0" {
+                    imported.note(
+                        e.line,
+                        format!(
+                            "{}: {text}: the copy's number is not padded in launch",
+                            e.key
+                        ),
+                    );
+                }
+            }
+            "process_num" => out.push_str(&pad(&copies.first.to_string(), spec)),
+            "numprocs" => out.push_str(copies.count),
             "here" => out.push_str(&dir.display().to_string()),
             _ => {
                 let env = var

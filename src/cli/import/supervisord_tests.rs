@@ -51,7 +51,7 @@ fn maps_what_maps() {
 #[test]
 fn notes_what_does_not() {
     let cases = [
-        ("numprocs=4", "launch runs one instance"),
+        ("numprocs=0", "launch runs 1 to 1000 copies"),
         ("autostart=false", "launch starts every process"),
         ("redirect_stderr=true", "stdout and stderr on separately"),
         ("stdout_logfile=/var/log/app.log", "no log files"),

@@ -6,6 +6,9 @@
 pub const ENV_OPEN: char = '\u{E200}';
 /// Closes it.
 pub const ENV_CLOSE: char = '\u{E201}';
+/// Stands for the copy's number (`$(circus.wid)`, `%(process_num)d`) until
+/// [`super::copies::resolve`] knows how many copies there are.
+pub const INSTANCE: char = '\u{E202}';
 
 /// A reference to the variable `name`, when `name` can be written as `env.NAME`.
 pub fn env_ref(name: &str) -> Option<String> {

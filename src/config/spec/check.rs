@@ -143,7 +143,10 @@ impl Checker<'_> {
         let Some(found) = accounts.user(user) else {
             self.error(
                 path,
-                format!("user {user:?} does not exist in /etc/passwd"),
+                format!(
+                    "user {user:?} does not exist in {}",
+                    accounts.file("passwd").display()
+                ),
                 "create the user in the image (adduser), or name an existing user or a numeric uid",
             );
             return None;
@@ -153,7 +156,7 @@ impl Checker<'_> {
             Some(g) => match accounts.group(g) {
                 Some(gid) => gid,
                 None => {
-                    self.error(path, format!("group {g:?} does not exist in /etc/group"), "create the group in the image (addgroup), or name an existing group or a numeric gid");
+                    self.error(path, format!("group {g:?} does not exist in {}", accounts.file("group").display()), "create the group in the image (addgroup), or name an existing group or a numeric gid");
                     return None;
                 }
             },

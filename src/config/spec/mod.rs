@@ -5,11 +5,14 @@
 //!
 //! One module per section (`templates`, `seed`, `ssh`, `processes`, `shutdown`), each
 //! reading the shapes in `raw` through the `check::Checker` that collects the
-//! problems; [`order`] finds cycles and levels.
+//! problems; [`instances`] makes the copies of a process; [`order`] finds cycles and
+//! levels.
 
 mod check;
+pub mod instances;
 pub mod order;
 mod processes;
+pub mod programs;
 mod raw;
 mod seed;
 mod shutdown;
@@ -293,8 +296,10 @@ pub fn parse(file: &Path, text: &SpecText, accounts: &Accounts) -> Result<Spec, 
         ..Spec::default()
     };
     let sshd_added = spec.ssh.as_ref().is_some_and(|ssh| ssh.sshd) && !known.contains("sshd");
-    let several = process_names.len() + usize::from(sshd_added) > 1;
-    spec.processes = processes::parse(&mut c, top.processes, &known, several, accounts);
+    let counts = instances::counts(&mut c, &top.processes);
+    let several = instances::total(&process_names, &counts) + usize::from(sshd_added) > 1;
+    let written = processes::parse(&mut c, top.processes, &known, several, accounts);
+    spec.processes = instances::expand(&mut c, written, &mut spec.templates, &counts);
     if let Err(cycle) = order::levels(&spec.processes) {
         let first = cycle[0].clone();
         c.error(

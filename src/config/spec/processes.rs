@@ -202,7 +202,10 @@ fn references(
         if accounts.user(user).is_none() {
             c.error(
                 &at("user"),
-                format!("user {user:?} does not exist in /etc/passwd"),
+                format!(
+                    "user {user:?} does not exist in {}",
+                    accounts.file("passwd").display()
+                ),
                 "create the user in the image (adduser), or name an existing user or a numeric uid",
             );
         }
@@ -211,7 +214,10 @@ fn references(
         if accounts.group(group).is_none() {
             c.error(
                 &at("group"),
-                format!("group {group:?} does not exist in /etc/group"),
+                format!(
+                    "group {group:?} does not exist in {}",
+                    accounts.file("group").display()
+                ),
                 "create the group in the image, or name an existing group or a numeric gid",
             );
         }

@@ -95,6 +95,9 @@ pub(super) enum RawCommand {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProcess {
     pub(super) command: RawCommand,
+    /// Read by `instances`, before this struct is (a known key for "did you mean").
+    #[serde(default, rename = "instances")]
+    pub(super) _instances: serde::de::IgnoredAny,
     #[serde(default)]
     pub(super) kind: Option<Kind>,
     #[serde(default)]

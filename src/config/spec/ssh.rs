@@ -15,7 +15,11 @@ pub(super) fn parse(c: &mut Checker<'_>, raw: Value, accounts: &Accounts) -> Opt
     if accounts.user(&s.user).is_none() {
         c.error(
             &[Seg::from("ssh"), Seg::from("user")],
-            format!("user {:?} does not exist in /etc/passwd", s.user),
+            format!(
+                "user {:?} does not exist in {}",
+                s.user,
+                accounts.file("passwd").display()
+            ),
             "name an existing user",
         );
     }
