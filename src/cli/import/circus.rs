@@ -78,19 +78,13 @@ fn watcher(name: &str, s: &Section, imported: &mut Imported) -> Result<Program, 
         text.push(' ');
         text.push_str(&expand(&args.value, args, imported));
     }
-    let command = if s
-        .get("shell")
-        .is_some_and(|e| ini::boolean(&e.value) == Some(true))
-    {
-        Command::Shell(text)
-    } else {
-        let argv = split(&text).map_err(|what| LineError {
-            line: cmd.line,
-            what: format!("cmd/args: {what}; close it as a shell would"),
-        })?;
-        Command::Exec(argv)
-    };
-    let mut p = Program::new(name, command);
+    // circus splits cmd and args into words even with shell = true, then gives the
+    // shell each word quoted: no expansion, no operators.
+    let argv = split(&text).map_err(|what| LineError {
+        line: cmd.line,
+        what: format!("cmd/args: {what}; close it as a shell would"),
+    })?;
+    let mut p = Program::new(name, Command::Exec(argv));
     if s.get("copy_env")
         .is_none_or(|e| ini::boolean(&e.value) != Some(true))
     {
@@ -101,6 +95,12 @@ fn watcher(name: &str, s: &Section, imported: &mut Imported) -> Result<Program, 
     }
     // circus numbers its copies (wid) from 1.
     copies::resolve(&mut p, 1, cmd.line, imported);
+    let shell = s
+        .get("shell")
+        .is_some_and(|e| ini::boolean(&e.value) == Some(true));
+    if let (true, Command::Exec(argv)) = (shell, &p.command) {
+        p.command = Command::Shell(copies::exec_line(argv, ""));
+    }
     Ok(p)
 }
 
@@ -199,6 +199,9 @@ fn expand(value: &str, e: &Entry, imported: &mut Imported) -> String {
                     &var[11..]
                 ),
             );
+        } else if !lower.starts_with("circus.") {
+            // circus expands only its own names: `$(pwd)` reaches the process as written.
+            out.push_str(text);
         } else {
             out.push_str(text);
             imported.note(

@@ -111,7 +111,11 @@ fn shell_respawn_expansions_and_env_globs() {
     let p = &got.programs[0];
     let app = env_ref("APP").unwrap();
     let path = env_ref("PATH").unwrap();
-    assert_eq!(p.command, Command::Shell(format!("run {app} --id 1")));
+    // circus quotes each word for the shell.
+    assert_eq!(
+        p.command,
+        Command::Shell(format!("exec run '{app}' --id 1"))
+    );
     assert_eq!(p.restart, Some("never"));
     assert_eq!(p.max_restarts, Some(2));
     assert_eq!(p.env, [("PATH".to_string(), format!("/opt/bin:{path}"))]);
@@ -131,4 +135,14 @@ fn a_watcher_without_cmd_is_an_error_at_its_header() {
     let e = read("[circus]\n\n[watcher:a]\nargs = x\n").unwrap_err();
     assert_eq!(e.line, 3);
     assert!(e.what.contains("no cmd"), "{}", e.what);
+}
+
+#[test]
+fn a_shell_gets_the_words_quoted_and_other_expansions_stay_as_written() {
+    let text =
+        "[watcher:a]\ncmd = sh -c 'cd $(pwd) && run' $HOME ''\nshell = true\ncopy_env = true\n";
+    let got = read(text).unwrap();
+    let want = "exec sh -c 'cd $(pwd) && run' '$HOME' ''";
+    assert_eq!(got.programs[0].command, Command::Shell(want.into()));
+    assert!(got.notes.is_empty(), "{:?}", got.notes);
 }

@@ -48,8 +48,7 @@ pub fn resolve(p: &mut Program, first: i64, line: usize, imported: &mut Imported
             Command::Shell(script.replace(INSTANCE, &number))
         }
         Command::Exec(argv) if several && argv.iter().any(|w| marked(w)) => {
-            let words: Vec<String> = argv.iter().map(|w| shell_word(w, &number)).collect();
-            Command::Shell(format!("exec {}", words.join(" ")))
+            Command::Shell(exec_line(&argv, &number))
         }
         Command::Shell(script) => Command::Shell(script.replace(INSTANCE, &first.to_string())),
         Command::Exec(argv) => Command::Exec(
@@ -76,9 +75,19 @@ pub fn resolve(p: &mut Program, first: i64, line: usize, imported: &mut Imported
     }
 }
 
+/// `argv` as one `sh -c` line that runs it: `exec` and each word quoted as Python's
+/// `shlex.quote` does, the copy's mark becoming `number`.
+pub fn exec_line(argv: &[String], number: &str) -> String {
+    let words: Vec<String> = argv.iter().map(|w| shell_word(w, number)).collect();
+    format!("exec {}", words.join(" "))
+}
+
 /// `word` for `sh -c`: as it is when it is plain, else in single quotes; the copy's
 /// mark becomes `number`, outside the quotes so that the shell expands it.
 fn shell_word(word: &str, number: &str) -> String {
+    if word.is_empty() {
+        return "''".into();
+    }
     let pieces: Vec<String> = word.split(INSTANCE).map(quote).collect();
     pieces.join(&format!("\"{number}\""))
 }
