@@ -19,7 +19,9 @@ default action, so it stops at once). The same helper for every tool, executed d
             its stdout, a pipe read by `helper count`; RSS and PSS of the supervisor once
             the reader has every line, its peak (VmHWM), and the time it took
   reload    10 processes, the tool's own reload of an unchanged configuration, end to
-            end as an operator types it (client start-up included), ms
+            end as an operator types it (client start-up included), ms: `launch reload`,
+            `supervisorctl update`, `circusctl reloadconfig` wait until it is done;
+            `s6-svscanctl -a` only asks (so does launch's `kill -HUP`, the second row)
 
 Every figure is the median of ROUNDS rounds; within a round the tools take turns, so
 that a machine busy with other work weighs on all of them alike.
@@ -37,6 +39,8 @@ import tempfile
 import time
 
 LAUNCH = os.environ["LAUNCH"]
+# An older launch, measured as one more tool ("before").
+BASELINE = os.environ.get("BASELINE")
 HELPER = os.environ["HELPER"]
 CIRCUSD = os.environ["CIRCUSD"]
 CIRCUSCTL = os.environ["CIRCUSCTL"]
@@ -47,6 +51,8 @@ LOG_ROUNDS = int(os.environ.get("LOG_ROUNDS", "3"))
 LOG_BYTES = int(os.environ.get("LOG_BYTES", str(1 << 30)))
 SIZES = [int(n) for n in os.environ.get("SIZES", "1 10 100").split()]
 TOOLS = os.environ.get("TOOLS", "launch supervisord circus s6 horust").split()
+if BASELINE and "before" not in TOOLS:
+    TOOLS.insert(1, "before")
 FIGURES = os.environ.get("FIGURES", "startstop idle reload logs").split()
 LINE = 100
 NS = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
@@ -59,7 +65,7 @@ def log(*args):
 
 # ---- each tool's configuration ----------------------------------------------------
 
-def setup_launch(d, procs):
+def setup_launch(d, procs, binary=LAUNCH):
     os.makedirs(f"{d}/project", exist_ok=True)
     os.makedirs(f"{d}/data", exist_ok=True)
     with open(f"{d}/project/launch.yml", "w") as f:
@@ -67,7 +73,7 @@ def setup_launch(d, procs):
         for name, argv, logs in procs:
             extra = ", log_prefix: true, restart: never" if logs else ""
             f.write(f"  {name}: {{command: {json.dumps(argv)}{extra}}}\n")
-    return [LAUNCH, "run", "--root", d, "--control", f"{d}/control.sock"]
+    return [binary, "run", "--root", d, "--control", f"{d}/control.sock"]
 
 
 def setup_supervisord(d, procs):
@@ -135,13 +141,26 @@ def script(path, text):
 
 
 SETUP = {"launch": setup_launch, "supervisord": setup_supervisord, "circus": setup_circus,
-         "s6": setup_s6, "horust": setup_horust}
+         "s6": setup_s6, "horust": setup_horust,
+         "before": lambda d, procs: setup_launch(d, procs, BASELINE)}
+
+
+def reload_async(tool, run):
+    """The tool's request to reload that returns before the reload is done (what
+    s6-svscanctl does); None where it has none that does not restart the processes."""
+    return {
+        "launch": ["kill", "-s", "HUP", str(run.init)],
+        "before": ["kill", "-s", "HUP", str(run.init)],
+        "s6": ["s6-svscanctl", "-a", f"{run.dir}/scan"],
+    }.get(tool)
 
 
 def reload_command(tool, d):
-    """The tool's reload of its configuration; None where it has none."""
+    """The tool's reload of its configuration, waiting until it is done (but s6's, which
+    has no such thing); None where it has none."""
     return {
         "launch": [LAUNCH, "reload", "--control", f"{d}/control.sock"],
+        "before": [BASELINE or LAUNCH, "reload", "--control", f"{d}/control.sock"],
         # `update` rereads the files and applies the difference (4.x).
         "supervisord": ["supervisorctl", "-c", f"{d}/supervisord.conf", "update"],
         # `reloadconfig` rereads and applies the difference; `reload` would restart
@@ -325,18 +344,19 @@ def reload(results):
         try:
             run.wait_up(10)
             time.sleep(1)
-            cmd = reload_command(tool, run.dir)
-            if cmd is None:
-                continue
-            times = []
-            for _ in range(5):
-                t0 = time.monotonic()
-                done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                times.append((time.monotonic() - t0) * 1000)
-                if done.returncode != 0:
-                    raise RuntimeError(f"{tool}: {cmd} failed: {done.stderr.decode()}")
-                time.sleep(0.2)
-            results.setdefault("reload", {}).setdefault(tool, []).append(statistics.median(times))
+            for key, cmd in (("reload", reload_command(tool, run.dir)),
+                             ("reload-async", reload_async(tool, run))):
+                if cmd is None:
+                    continue
+                times = []
+                for _ in range(5):
+                    t0 = time.monotonic()
+                    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    times.append((time.monotonic() - t0) * 1000)
+                    if done.returncode != 0:
+                        raise RuntimeError(f"{tool}: {cmd} failed: {done.stderr.decode()}")
+                    time.sleep(0.2)
+                results.setdefault(key, {}).setdefault(tool, []).append(statistics.median(times))
         finally:
             run.stop()
             run.close()
@@ -418,7 +438,8 @@ def table(results):
     row("the supervisor's processes", "idle-nprocs", lambda v: f"{v:.0f}")
     row("idle wake-ups per second (context switches over 10 s)", "idle-wakeups",
         lambda v: f"{v:.1f}")
-    row("reload, unchanged configuration, ms", "reload", ms)
+    row("reload, unchanged configuration, until done, ms", "reload", ms)
+    row("reload asked for, returning at once (launch: kill -HUP), ms", "reload-async", ms)
     gib = LOG_BYTES / (1 << 30)
     row(f"RSS after relaying {gib:g} GiB of logs, KiB", "logs-rss", kib)
     row(f"PSS after relaying {gib:g} GiB of logs, KiB", "logs-pss", kib)

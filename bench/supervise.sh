@@ -12,6 +12,7 @@
 #   ROUNDS=3 LOG_ROUNDS=1 LOG_BYTES=$((256<<20)) bash bench/supervise.sh   # quicker
 #   TOOLS="launch s6" FIGURES="startstop idle" bash bench/supervise.sh     # a subset
 #   LAUNCH=/path/to/another/launch bash bench/supervise.sh                  # that binary
+#   BASELINE=/path/to/an/older/launch bash bench/supervise.sh               # a column for it too
 #
 # The peers it installs when missing: supervisor, s6 and execline (Debian's packages),
 # circus (PyPI, into a virtualenv at $CIRCUS_VENV, default ~/.local/circus), Horust
@@ -55,7 +56,7 @@ cc -O2 -Wall -o "$work/helper" bench/helper.c
 
 echo "supervisord $(supervisord --version), circus $("$CIRCUS_VENV/bin/circusd" --version)," \
     "s6 $(dpkg-query -W -f '${Version}' s6), Horust $(cargo install --list --root "$(dirname "$(dirname "$HORUST")")" 2>/dev/null | awk '/^horust /{print $2}' | tr -d 'v:')," \
-    "launch $(stat -c %s "$LAUNCH") bytes" >&2
+    "launch $(stat -c %s "$LAUNCH") bytes${BASELINE:+, before $(stat -c %s "$BASELINE") bytes}" >&2
 LAUNCH=$LAUNCH HELPER=$work/helper HORUST=$HORUST \
     CIRCUSD=$CIRCUS_VENV/bin/circusd CIRCUSCTL=$CIRCUS_VENV/bin/circusctl \
     python3 bench/supervise.py
