@@ -1,5 +1,6 @@
 //! Links the image binary (`cargo static`) with `.cargo/hot-text.ld`, which gathers the
-//! code plain init runs at start-up (made by scripts/hot-text).
+//! code plain init runs (and the read-only data it reads), then the code `launch run`'s
+//! PID 1 runs besides (made by scripts/hot-text).
 //!
 //! Why: at a page fault the kernel maps 64 KiB of the page cache around the page, or a
 //! whole large folio, so a start-up that touches 300 functions scattered over 1.9 MiB of

@@ -7,9 +7,19 @@
  *   helper orphans N          (as the init's child, in its namespace) leave N orphans
  *                             that exit at one instant; print the ms until the init has
  *                             reaped them all (/proc holds only the init and us again)
+ *
+ * and the processes bench/supervise.sh gives each supervisor:
+ *   helper up FIFO            write one byte to FIFO ("I run"), then sleep until a signal
+ *                             ends it (SIGTERM's default action: it stops at once)
+ *   run                       the same, as s6's `./run` (a symlink to the helper, so
+ *                             that no shell runs in between); FIFO from $BENCH_FIFO
+ *   helper spew BYTES         write BYTES of 100-byte lines to stdout, then sleep
+ *   helper count LINES FILE   read stdin to its end; once LINES lines have come, write
+ *                             the CLOCK_MONOTONIC ns to FILE
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,7 +154,49 @@ static int orphans(int n) {
     return 0;
 }
 
+static int up(const char *fifo) {
+    int fd = fifo ? open(fifo, O_WRONLY | O_CLOEXEC) : -1;
+    if (fd < 0 || write(fd, "u", 1) != 1) return 2;
+    close(fd);
+    for (;;) pause();
+}
+
+static int spew(long long bytes) {
+    static char block[655 * 100];
+    for (size_t i = 0; i < sizeof block; i++) block[i] = (i % 100 == 99) ? '\n' : 'a' + (char)(i % 26);
+    while (bytes > 0) {
+        size_t n = bytes < (long long)sizeof block ? (size_t)bytes : sizeof block;
+        ssize_t w = write(1, block, n);
+        if (w <= 0) return 2;
+        bytes -= w;
+    }
+    for (;;) pause();
+}
+
+static int count(long long lines, const char *file) {
+    static char buf[1 << 20];
+    long long seen = 0;
+    int told = 0;
+    for (;;) {
+        ssize_t n = read(0, buf, sizeof buf);
+        if (n <= 0) return told ? 0 : 3;
+        for (char *p = buf; (p = memchr(p, '\n', (size_t)(buf + n - p))); p++) seen++;
+        if (!told && seen >= lines) {
+            FILE *f = fopen(file, "w");
+            if (!f) return 2;
+            fprintf(f, "%lld\n", now_ns());
+            fclose(f);
+            told = 1;
+        }
+    }
+}
+
 int main(int argc, char **argv) {
+    const char *base = strrchr(argv[0], '/');
+    if (!strcmp(base ? base + 1 : argv[0], "run")) return up(getenv("BENCH_FIFO"));
+    if (argc >= 3 && !strcmp(argv[1], "up")) return up(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "spew")) return spew(atoll(argv[2]));
+    if (argc >= 4 && !strcmp(argv[1], "count")) return count(atoll(argv[2]), argv[3]);
     if (argc >= 2 && !strcmp(argv[1], "sigecho")) return sigecho();
     if (argc >= 4 && !strcmp(argv[1], "latency")) {
         char self[4096];
@@ -154,6 +206,6 @@ int main(int argc, char **argv) {
         return latency(atoi(argv[2]), argv + 3, self);
     }
     if (argc >= 3 && !strcmp(argv[1], "orphans")) return orphans(atoi(argv[2]));
-    fprintf(stderr, "usage: helper sigecho | latency N INIT... | orphans N\n");
+    fprintf(stderr, "usage: helper sigecho | latency N INIT... | orphans N | up FIFO | spew BYTES | count LINES FILE\n");
     return 64;
 }

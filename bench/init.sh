@@ -4,6 +4,7 @@
 #
 #   bash bench/init.sh            # about 8 minutes on 2 cores (2 of them hot-text --check)
 #   RUNS=500 bash bench/init.sh   # more start-up samples (ROUNDS=7: latency and reaping)
+#   BASELINE=/path/to/an/older/launch bash bench/init.sh   # a column for it too
 #
 # Never run from the tests: the figures go to docs/performance.md by hand.
 set -euo pipefail
@@ -36,26 +37,32 @@ declare -A INIT=(
     [catatonit]="$(command -v catatonit) --"
 )
 ORDER=(launch tini dumb-init catatonit)
+if [ -n "${BASELINE:-}" ]; then
+    INIT[before]="$BASELINE --"
+    ORDER=(launch before tini dumb-init catatonit)
+fi
 
 
 source "$(dirname "$0")/lib.sh"
 
 echo "measuring start-up..." >&2
-# All five commands in one hyperfine run, so that they share the machine's mood; three
+# All the commands in one hyperfine run, so that they share the machine's mood; three
 # rounds, and the median of the rounds' medians (a shared 2-core VM drifts a lot).
 startup_cmds=("${NS[*]} /bin/true")
 for name in "${ORDER[@]}"; do startup_cmds+=("${NS[*]} ${INIT[$name]} /bin/true"); done
 for round in 1 2 3; do
     hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$work/start$round.json" "${startup_cmds[@]}" >/dev/null 2>&1
 done
-read -r bare s_launch s_tini s_dumb s_cat < <(python3 - "$work" <<'PY'
+read -r bare starts < <(python3 - "$work" "${#startup_cmds[@]}" <<'PY'
 import json, statistics, sys
 rounds = [json.load(open(f"{sys.argv[1]}/start{r}.json"))["results"] for r in (1, 2, 3)]
-med = [statistics.median(r[i]["median"] * 1000 for r in rounds) for i in range(5)]
+med = [statistics.median(r[i]["median"] * 1000 for r in rounds) for i in range(int(sys.argv[2]))]
 print(f"{med[0]:.2f}", *(f"{m - med[0]:.2f}" for m in med[1:]))
 PY
 )
-declare -A START=([launch]=$s_launch [tini]=$s_tini [dumb-init]=$s_dumb [catatonit]=$s_cat)
+declare -A START
+read -r -a start_list <<<"$starts"
+for i in "${!ORDER[@]}"; do START[${ORDER[$i]}]=${start_list[$i]}; done
 
 declare -A RSS PSS ANON CSW LAT P99 REAP SIZE
 for name in "${ORDER[@]}"; do
@@ -92,19 +99,23 @@ done
 
 kib() { python3 -c "print(f'{$1/1024:.0f} KiB' if $1 < 1048576 else f'{$1/1048576:.2f} MiB')"; }
 echo
-echo "| | launch | tini | dumb-init | catatonit |"
-echo "|---|---|---|---|---|"
 row() { printf '| %s |' "$1"; shift; for v in "$@"; do printf ' %s |' "$v"; done; echo; }
-row "start-up overhead, median ms (bare: $bare ms)" "${START[launch]}" "${START[tini]}" "${START[dumb-init]}" "${START[catatonit]}"
-row "idle RSS, KiB" "${RSS[launch]}" "${RSS[tini]}" "${RSS[dumb-init]}" "${RSS[catatonit]}"
-row "idle PSS, KiB" "${PSS[launch]}" "${PSS[tini]}" "${PSS[dumb-init]}" "${PSS[catatonit]}"
-row "idle private memory (Pss_Anon), KiB" "${ANON[launch]}" "${ANON[tini]}" "${ANON[dumb-init]}" "${ANON[catatonit]}"
-row "voluntary context switches in 5 s idle" "${CSW[launch]}" "${CSW[tini]}" "${CSW[dumb-init]}" "${CSW[catatonit]}"
-row "signal forwarding latency, median µs (median of $ROUNDS rounds)" "${LAT[launch]}" "${LAT[tini]}" "${LAT[dumb-init]}" "${LAT[catatonit]}"
-row "signal forwarding latency, p99 µs (median of $ROUNDS rounds)" "${P99[launch]}" "${P99[tini]}" "${P99[dumb-init]}" "${P99[catatonit]}"
-row "reap $ORPHANS orphans, ms (median of $ROUNDS rounds)" "${REAP[launch]}" "${REAP[tini]}" "${REAP[dumb-init]}" "${REAP[catatonit]}"
-row "binary size" "$(kib "${SIZE[launch]}") static" "$(kib "${SIZE[tini]}") static" "$(kib "${SIZE[dumb-init]}") dynamic" "$(kib "${SIZE[catatonit]}") static"
+each() { local -n of=$1; for name in "${ORDER[@]}"; do printf '%s\n' "${of[$name]}"; done; }
+declare -A KIND=([launch]=static [before]=static [tini]=static [dumb-init]=dynamic [catatonit]=static)
+declare -A BIN
+for name in "${ORDER[@]}"; do BIN[$name]="$(kib "${SIZE[$name]}") ${KIND[$name]}"; done
+row "" "${ORDER[@]}"
+echo "|---$(printf '|---%.0s' "${ORDER[@]}")|"
+mapfile -t v < <(each START); row "start-up overhead, median ms (bare: $bare ms)" "${v[@]}"
+mapfile -t v < <(each RSS); row "idle RSS, KiB" "${v[@]}"
+mapfile -t v < <(each PSS); row "idle PSS, KiB" "${v[@]}"
+mapfile -t v < <(each ANON); row "idle private memory (Pss_Anon), KiB" "${v[@]}"
+mapfile -t v < <(each CSW); row "voluntary context switches in 5 s idle" "${v[@]}"
+mapfile -t v < <(each LAT); row "signal forwarding latency, median µs (median of $ROUNDS rounds)" "${v[@]}"
+mapfile -t v < <(each P99); row "signal forwarding latency, p99 µs (median of $ROUNDS rounds)" "${v[@]}"
+mapfile -t v < <(each REAP); row "reap $ORPHANS orphans, ms (median of $ROUNDS rounds)" "${v[@]}"
+mapfile -t v < <(each BIN); row "binary size" "${v[@]}"
 echo
 # Whether plain init's code still sits in the hot sections (.cargo/hot-text.ld): code
 # that strayed outside them shows up here before it shows up as RSS.
-python3 scripts/hot-text --check || echo "(regenerate it: python3 scripts/hot-text)"
+python3 scripts/hot-text --check --plain || echo "(regenerate it: python3 scripts/hot-text)"

@@ -76,6 +76,12 @@ impl Sink {
     /// and counts it for `source` when the reader is stuck. Never blocks (but on a
     /// regular file).
     pub fn write_line(&mut self, line: &[u8], source: &str) {
+        self.write_lines(line, 1, source);
+    }
+
+    /// [`Sink::write_line`] for `lines` whole lines in one write (dropped together, and
+    /// counted as that many).
+    pub fn write_lines(&mut self, line: &[u8], lines: u64, source: &str) {
         if self.gone {
             return;
         }
@@ -92,7 +98,7 @@ impl Sink {
             return;
         }
         if written == 0 && (self.stuck(Instant::now()) || self.owed.len() >= OWED_MAX) {
-            self.drop_line(source);
+            self.drop_lines(source, lines);
         } else {
             if self.owed.is_empty() {
                 // The reader's time to take it starts now, not at its last write.
@@ -124,8 +130,8 @@ impl Sink {
         self.dropped.clear();
     }
 
-    fn drop_line(&mut self, source: &str) {
-        *self.dropped.entry(source.to_string()).or_default() += 1;
+    fn drop_lines(&mut self, source: &str, lines: u64) {
+        *self.dropped.entry(source.to_string()).or_default() += lines;
     }
 
     /// Writes what is owed of a line; true when nothing is owed any more.

@@ -122,7 +122,9 @@ impl Worker {
         let Some(pipe) = &self.pipe else {
             return;
         };
-        let mut buf = [0u8; 65536];
+        // Small: PID 1's stack pages stay resident once touched, and an answer is a
+        // few KiB (a 64 KiB buffer here was most of launch's idle stack).
+        let mut buf = [0u8; 4096];
         loop {
             match nix::unistd::read(pipe, &mut buf) {
                 Ok(0) => break,
