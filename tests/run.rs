@@ -187,13 +187,11 @@ fn restarts_back_off_and_a_crash_loop_of_a_critical_process_ends_launch() {
         .windows(2)
         .map(|w| (w[1] - w[0]) / 1_000_000)
         .collect();
-    for pair in gaps.windows(2) {
-        assert!(pair[1] > pair[0], "the waits grow: {gaps:?} ms");
+    // Each wait is at least its backoff (a loaded machine only adds to it, so only the
+    // lower bounds are checked here; the log below says the waits themselves).
+    for (i, gap) in gaps.iter().enumerate() {
+        assert!(*gap >= 100 << i, "100 ms doubling: {gaps:?} ms");
     }
-    assert!(
-        gaps[0] >= 100 && gaps[3] >= 800,
-        "100 ms doubling: {gaps:?} ms"
-    );
     let log = launch.stderr.text();
     assert!(
         log.contains("restarting in 100ms") && log.contains("restarting in 800ms"),
