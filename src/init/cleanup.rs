@@ -67,10 +67,7 @@ pub fn descendants(root: Pid) -> Option<Vec<Pid>> {
             continue;
         };
         // A process may exit while we look: skip it.
-        if let Some(ppid) = fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| parent_of(&stat))
-        {
+        if let Some(ppid) = proc_stat(pid).and_then(|stat| parent_of(&stat)) {
             children.entry(ppid).or_default().push(pid);
         }
     }
@@ -85,6 +82,24 @@ pub fn descendants(root: Pid) -> Option<Vec<Pid>> {
         }
     }
     Some(found)
+}
+
+/// `/proc/PID/stat`, in one read: it is one line of a few hundred bytes. Read as a
+/// file (`fs::read_to_string`) it cost a stat and five reads more, for every process,
+/// and a shutdown reads it for every process once per process stopped (a /proc scan
+/// for each one's snapshot and again for what it left).
+pub(crate) fn proc_stat(pid: i32) -> Option<String> {
+    use std::io::Read;
+    let mut file = fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = file.read(&mut buf).ok()?;
+    if n == buf.len() {
+        // Longer than any stat line the kernel writes today; read it all the slow way.
+        return fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    }
+    // The command name is the process's to choose, in any bytes: only the fields after
+    // it are read.
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 /// The parent pid from a `/proc/PID/stat` line. The command name (field 2) may contain

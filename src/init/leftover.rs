@@ -49,7 +49,7 @@ fn parse_stat(stat: &str) -> Option<Stat> {
 }
 
 fn stat_of(pid: Pid) -> Option<Stat> {
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    parse_stat(&cleanup::proc_stat(pid.as_raw())?)
 }
 
 /// Whether `member` is still the process it was (alive, not a recycled pid).
