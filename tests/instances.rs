@@ -5,7 +5,7 @@
 mod support;
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use support::project::Project;
@@ -26,14 +26,8 @@ fn start(p: &Project) -> Launched {
 }
 
 fn control(p: &Project, args: &[&str]) -> (i32, String) {
-    let out = Command::new(support::launch_bin())
-        .args(args)
-        .env("LAUNCH_CONTROL", socket(p))
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
+    let out = support::ask(socket(p), args);
+    (out.status.code().unwrap_or(-1), support::output_text(&out))
 }
 
 /// The pid of each process named in `launch status --json`, by name.

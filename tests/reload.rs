@@ -13,19 +13,11 @@ use support::project::Project;
 const ALICE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE alice@laptop\n";
 
 fn control(p: &Project, args: &[&str]) -> Output {
-    Command::new(support::launch_bin())
-        .args(args)
-        .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
-        .output()
-        .unwrap()
+    support::ask(p.path("control/launch.sock"), args)
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    support::output_text(out)
 }
 
 #[test]

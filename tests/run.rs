@@ -36,18 +36,8 @@ fn start(p: &Project) -> Launched {
 
 /// Runs a control command (`launch status`, ...) against the project's launch.
 fn control(p: &Project, args: &[&str]) -> (i32, String) {
-    let out = Command::new(support::launch_bin())
-        .args(args)
-        .env("LAUNCH_CONTROL", socket(p))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let out = support::ask(socket(p), args);
+    (out.status.code().unwrap_or(-1), support::output_text(&out))
 }
 
 fn wait_for_file(path: &std::path::Path, timeout: Duration) -> String {

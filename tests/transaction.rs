@@ -18,19 +18,11 @@ use support::project::Project;
 use support::{Launched, Mode};
 
 fn control(p: &Project, args: &[&str]) -> Output {
-    Command::new(support::launch_bin())
-        .args(args)
-        .env("LAUNCH_CONTROL", p.path("control/launch.sock"))
-        .output()
-        .unwrap()
+    support::ask(p.path("control/launch.sock"), args)
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    support::output_text(out)
 }
 
 /// A port nobody listens on (now).

@@ -404,3 +404,23 @@ pub fn spawn_on_pty(cmd: &mut Command) -> (Child, fs::File) {
     drop(pty.slave);
     (child, fs::File::from(pty.master))
 }
+
+/// A control command (`launch status`, `reload`, ...) against the launch answering on
+/// `socket`.
+pub fn ask(socket: impl AsRef<Path>, args: &[&str]) -> std::process::Output {
+    Command::new(launch_bin())
+        .args(args)
+        .env("LAUNCH_CONTROL", socket.as_ref())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// What a command printed: its stdout, then its stderr.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
