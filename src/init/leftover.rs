@@ -10,100 +10,22 @@
 //! timeout. All of them are launch's descendants (launch is PID 1 or a subreaper), so
 //! nothing outside is ever touched.
 
-use std::fs;
 use std::time::Instant;
 
 use nix::unistd::{Pid, getpid};
 
-use super::cleanup;
+pub use super::proc_table::Member;
+use super::proc_table::{ProcTable, stat_of};
 use super::signals::send;
-
-/// One process as found in `/proc`, with what tells it from a later one of the same pid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Member {
-    /// Its pid.
-    pub pid: Pid,
-    /// Its start time (clock ticks after boot): a recycled pid has another.
-    pub started: u64,
-}
-
-/// The fields of `/proc/PID/stat` that matter here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stat {
-    group: i32,
-    session: i32,
-    started: u64,
-}
-
-/// Parses a `/proc/PID/stat` line. The command name (field 2) may contain spaces and
-/// parentheses, so fields are counted from its last `)`.
-fn parse_stat(stat: &str) -> Option<Stat> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    // After the name: state, ppid, pgrp, session, ... starttime is the 20th.
-    Some(Stat {
-        group: fields.get(2)?.parse().ok()?,
-        session: fields.get(3)?.parse().ok()?,
-        started: fields.get(19)?.parse().ok()?,
-    })
-}
-
-fn stat_of(pid: Pid) -> Option<Stat> {
-    parse_stat(&cleanup::proc_stat(pid.as_raw())?)
-}
 
 /// Whether `member` is still the process it was (alive, not a recycled pid).
 fn alive(member: Member) -> bool {
     stat_of(member.pid).is_some_and(|s| s.started == member.started)
 }
 
-/// Every descendant of `leader`, taken while it still runs.
-pub fn snapshot(leader: Pid) -> Vec<Member> {
-    cleanup::descendants(leader)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|pid| {
-            let started = stat_of(pid)?.started;
-            Some(Member { pid, started })
-        })
-        .collect()
-}
-
-/// Every process still in the group or the session of the ended process `leader`,
-/// but those in `spare` (the processes launch manages now). Nothing when a new process
-/// has taken the pid: the kernel recycles a pid only once no group or session of that
-/// number is left, so its group and session are then the new process's.
-fn in_group_or_session(leader: Pid, spare: &[Pid]) -> Vec<Member> {
-    if stat_of(leader).is_some() {
-        return Vec::new();
-    }
-    let me = getpid();
-    // As PID 1 every process there is launch's; as a subreaper only its descendants
-    // are, and nothing else is ever a candidate.
-    let candidates: Vec<Pid> = if me.as_raw() == 1 {
-        let Ok(entries) = fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-            .map(Pid::from_raw)
-            .collect()
-    } else {
-        cleanup::descendants(me).unwrap_or_default()
-    };
-    candidates
-        .into_iter()
-        .filter(|&pid| pid != me && !spare.contains(&pid))
-        .filter_map(|pid| {
-            let stat = stat_of(pid)?;
-            let ours = stat.group == leader.as_raw() || stat.session == leader.as_raw();
-            ours.then_some(Member {
-                pid,
-                started: stat.started,
-            })
-        })
-        .collect()
+/// Every descendant of `leader`, as `table` (read while it still runs) has them.
+pub fn snapshot(table: &ProcTable, leader: Pid) -> Vec<Member> {
+    table.descendants(leader)
 }
 
 /// What one ended process left, and when it gets SIGKILL.
@@ -117,18 +39,20 @@ pub struct Leftovers {
 
 impl Leftovers {
     /// `leader` has ended: SIGTERM (and SIGCONT) to what is left of `snapshot` and of
-    /// its group and session, but `spare`. `None` when nothing is left.
+    /// its group and session (as `table`, read after it was reaped, has them), but
+    /// `spare`. `None` when nothing is left.
     pub fn term(
         leader: Pid,
         snapshot: Vec<Member>,
         spare: &[Pid],
+        table: &ProcTable,
         kill_at: Instant,
     ) -> Option<Leftovers> {
         let mut members: Vec<Member> = snapshot
             .into_iter()
             .filter(|m| !spare.contains(&m.pid) && alive(*m))
             .collect();
-        for found in in_group_or_session(leader, spare) {
+        for found in table.in_group_or_session(leader, spare, getpid()) {
             if !members.contains(&found) {
                 members.push(found);
             }
@@ -151,10 +75,10 @@ impl Leftovers {
     }
 
     /// SIGKILL to what is still there, and to anything that has joined the group or
-    /// session since (a child forked after the SIGTERM).
-    pub fn kill(self, spare: &[Pid]) {
+    /// session since (a child forked after the SIGTERM), as `table` (read now) has it.
+    pub fn kill(self, spare: &[Pid], table: &ProcTable) {
         let mut members = self.members;
-        members.extend(in_group_or_session(self.leader, spare));
+        members.extend(table.in_group_or_session(self.leader, spare, getpid()));
         signal(&members, libc::SIGKILL);
     }
 }
@@ -177,20 +101,6 @@ fn signal(members: &[Member], signo: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_fields_survive_odd_names() {
-        let line = "42 (a) b (c) S 9 40 41 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
-        assert_eq!(
-            parse_stat(line),
-            Some(Stat {
-                group: 40,
-                session: 41,
-                started: 777
-            })
-        );
-        assert_eq!(parse_stat("42 (x) S 1"), None);
-    }
 
     #[test]
     fn own_process_is_found_alive_and_a_changed_start_is_not() {

@@ -4,13 +4,15 @@
 //! - [`signals`]: blocking signals, the signalfd, what children inherit.
 //! - [`spawn`]: starting a clean child (group, mask, terminal, cwd, privilege drop).
 //! - [`reap`]: draining waitpid.
-//! - [`cleanup`], [`leftover`]: ending what is left, and what a stopped process left.
+//! - [`cleanup`], [`leftover`]: ending what is left, and what a stopped process left;
+//!   [`proc_table`]: one reading of `/proc` for both.
 //! - [`output`]: launch's own stdout and stderr, never blocking PID 1.
 
 pub mod cleanup;
 pub mod events;
 pub mod leftover;
 pub mod output;
+pub mod proc_table;
 pub mod reap;
 pub mod signals;
 pub mod spawn;

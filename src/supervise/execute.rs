@@ -45,7 +45,9 @@ impl Supervisor {
                 let result = self.spawn(i);
                 self.apply(i, result);
             }
-            Effect::Snapshot { pid } => self.procs[i].snapshot = leftover::snapshot(pid),
+            Effect::Snapshot { pid } => {
+                self.procs[i].snapshot = leftover::snapshot(self.proc_table(), pid);
+            }
             // Never 0 or 1: as a group those are launch's own, or every process there is.
             Effect::Signal { pid, .. } if pid.as_raw() <= 1 => {}
             Effect::Signal {

@@ -58,6 +58,7 @@ use crate::init::cleanup::{self, Scope};
 use crate::init::events::{EventError, EventLoop, Wake};
 use crate::init::leftover::Leftovers;
 use crate::init::output::{self, Outputs};
+use crate::init::proc_table::ProcTable;
 use crate::init::reap::Children;
 use crate::init::signals::{self, Signals, send};
 use crate::init::spawn::{self, ChildSetup};
@@ -265,6 +266,9 @@ struct Supervisor {
     configuring: worker::Configuring,
     /// What stopped processes left behind, each to be killed at its time.
     leftovers: Vec<Leftovers>,
+    /// `/proc` as read once in this turn of the loop, for every stop and sweep of the
+    /// turn (see [`Supervisor::proc_table`]).
+    proc_table: Option<ProcTable>,
     /// launch's stdout and stderr, never blocking (a cell: the log is written from
     /// `&self`).
     out: RefCell<Outputs>,
@@ -310,6 +314,7 @@ impl Supervisor {
             metrics: None,
             configuring: worker::Configuring::default(),
             leftovers: Vec::new(),
+            proc_table: None,
             out: RefCell::new(Outputs::open()),
             out_watched: [None, None],
             out_paused: [false, false],
@@ -329,6 +334,7 @@ impl Supervisor {
         loop {
             // A phase that changes may have more to do at once (a shutdown with nothing
             // running is over at once): go on until it settles.
+            self.proc_table = None;
             loop {
                 let before = self.phase;
                 self.advance();
@@ -357,6 +363,7 @@ impl Supervisor {
                 self.out.borrow_mut().finish(Instant::now() + FINAL_FLUSH);
                 return code::INTERNAL;
             }
+            self.proc_table = None;
             for &wake in &wakes {
                 match wake {
                     Wake::Signal(received) if received.signo == libc::SIGCHLD => self.reap(),

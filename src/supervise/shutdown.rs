@@ -70,12 +70,14 @@ impl Supervisor {
                 .into_iter()
                 .partition(|l| now >= l.kill_at);
             self.leftovers = later;
+            // Read now: what joined a group since the SIGTERM gets SIGKILL too.
+            self.proc_table = None;
             for left in due {
                 self.log_verbose(format!(
                     "SIGKILL to what pid {} left behind (still there after its stop timeout)",
                     left.leader()
                 ));
-                left.kill(&spare);
+                left.kill(&spare, self.proc_table());
             }
         }
         match self.phase {

@@ -9,6 +9,7 @@ use super::Supervisor;
 use super::machine::Event;
 use super::table::Managed;
 use crate::init::leftover::Leftovers;
+use crate::init::proc_table::ProcTable;
 use crate::init::reap;
 use crate::init::signals::send;
 
@@ -16,6 +17,8 @@ impl Supervisor {
     pub(super) fn reap(&mut self) {
         let mut ended = Vec::new();
         self.children = reap::drain(|pid, exit| ended.push((pid, exit)));
+        // What they left is looked for in a table read after they were reaped.
+        self.proc_table = None;
         for (pid, exit) in ended {
             if self.configuring.reaped(pid, exit) {
                 continue;
@@ -47,7 +50,7 @@ impl Supervisor {
     pub(super) fn sweep(&mut self, i: usize, pid: Pid, kill_at: Instant) {
         let snapshot = std::mem::take(&mut self.procs[i].snapshot);
         let spare = self.managed_pids();
-        if let Some(left) = Leftovers::term(pid, snapshot, &spare, kill_at) {
+        if let Some(left) = Leftovers::term(pid, snapshot, &spare, self.proc_table(), kill_at) {
             let message = format!(
                 "{}: SIGTERM to what it left behind (pid {pid}'s group, session or children)",
                 self.procs[i].spec.name
@@ -55,6 +58,15 @@ impl Supervisor {
             self.log_verbose(message);
             self.leftovers.push(left);
         }
+    }
+
+    /// `/proc`, read at most once per turn of the loop (and again after a reap), so
+    /// that stopping N processes reads it about once rather than twice per process.
+    /// Every answer stays exact: a snapshot is taken from a table read after the
+    /// events that came before the stop, a sweep from one read after the reap.
+    pub(super) fn proc_table(&mut self) -> &ProcTable {
+        self.proc_table
+            .get_or_insert_with(|| ProcTable::read().unwrap_or_default())
     }
 
     /// The pids of the processes launch manages now.
