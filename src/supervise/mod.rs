@@ -187,12 +187,6 @@ pub fn run(options: RunOptions) -> i32 {
             {
                 supervisor.control = Some((token, server));
             }
-            // One truth for --set: `launch check` inside the container applies these too.
-            if let Err(e) = control::record_sets(&options.control, &options.config.sets) {
-                supervisor.log(format!(
-                    "warning: cannot record the --set flags for `launch check`: {e}"
-                ));
-            }
         }
         // The application matters more than the socket: run without it, and say so.
         Err(e) => supervisor.log(format!("warning: {e}; `launch status` will not work")),
@@ -201,6 +195,15 @@ pub fn run(options: RunOptions) -> i32 {
     // answers `launch status` and acts on a TERM.
     supervisor.configuring.limits = options.limits;
     supervisor.start_configuring(true, Vec::new());
+    // One truth for --set: `launch check` inside the container applies these too.
+    // Written while the worker runs (it does not read them back: they are its argv).
+    if supervisor.control.is_some() {
+        if let Err(e) = control::record_sets(&options.control, &options.config.sets) {
+            supervisor.log(format!(
+                "warning: cannot record the --set flags for `launch check`: {e}"
+            ));
+        }
+    }
     supervisor.run()
 }
 

@@ -167,6 +167,21 @@ pub fn write(
     write_in(&dir, name, content, attrs)
 }
 
+/// Stages and commits one file without flushing it: for run-time state (beside the
+/// control socket, in `/run`: a tmpfs gone with the container), where a crash loses
+/// nothing a flush would keep and the two flushes cost a start-up milliseconds.
+/// Readers still see the old content or the new, never a mix.
+pub fn write_unflushed(
+    dest: &Path,
+    content: &[u8],
+    attrs: Attributes,
+    trust: &Trust,
+) -> Result<Committed, AtomicError> {
+    let (dir, name) = parent_of(dest, trust, true)?;
+    let dir = dir.ok_or_else(|| AtomicError::NoFileName { path: dest.into() })?;
+    Ok(stage_in(&dir, name, content, attrs)?.commit()?)
+}
+
 /// Stages, flushes and commits `name` in the held directory `dir`.
 pub fn write_in(
     dir: &Dir,
