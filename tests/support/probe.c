@@ -64,6 +64,12 @@ static int watch_signals(const char *role, int count) {
 }
 
 static int orphans(int n) {
+    /* Blocked before anything is printed: the test sends TERM once it has seen the
+       orphans reaped, and an unblocked TERM in between would kill the probe (143). */
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, NULL);
     int release[2];
     if (pipe(release)) return 2;
     for (int i = 0; i < n; i++) {
@@ -82,10 +88,6 @@ static int orphans(int n) {
     }
     close(release[1]);
     say("released\n");
-    sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    sigprocmask(SIG_BLOCK, &term, NULL);
     int sig;
     sigwait(&term, &sig);
     return 0;
