@@ -167,9 +167,7 @@ fn children_killed_at_random_moments_leave_no_zombie() {
             .collect();
         if !victims.is_empty() {
             let victim = victims[(next() % victims.len() as u64) as usize];
-            // SAFETY: kill(2) with plain integers.
-            unsafe { libc::kill(victim, libc::SIGKILL) };
-            kills += 1;
+            kills += usize::from(support::kill_descendant(pid, victim, libc::SIGKILL));
         }
         std::thread::sleep(Duration::from_millis(next() % 40));
     }
@@ -182,8 +180,7 @@ fn children_killed_at_random_moments_leave_no_zombie() {
     let stop = Instant::now() + Duration::from_millis(300);
     while Instant::now() < stop {
         for victim in descendants(pid) {
-            // SAFETY: as above.
-            unsafe { libc::kill(victim, libc::SIGKILL) };
+            support::kill_descendant(pid, victim, libc::SIGKILL);
         }
         assert_eq!(zombies_of(pid), 0, "a zombie under launch");
         std::thread::sleep(Duration::from_millis(5));

@@ -236,11 +236,13 @@ impl Launched {
 
     fn kill_all(&mut self) {
         for pid in descendants(self.pid) {
-            // SAFETY: kill(2) with plain integers.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            kill_descendant(self.pid, pid, libc::SIGKILL);
         }
-        // SAFETY: as above. In Pid1 mode this ends the namespace and all in it.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        // In Pid1 mode this ends the namespace and all in it (launch may have gone, and
+        // its pid be another's: only the outer process's child is signalled).
+        if self.pid > 0 && self.pid != self.child.id() as i32 {
+            kill_descendant(self.child.id() as i32, self.pid, libc::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -333,6 +335,56 @@ pub fn descendants(pid: i32) -> Vec<i32> {
         }
     }
     found
+}
+
+/// The parent of `pid` now, from `/proc`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Sends `signal` to `pid` only if it is (still) a descendant of `root`; returns whether
+/// it was sent. Tests run in parallel and pids are recycled (pid_max is often 32768):
+/// a pid seen in `/proc` a moment ago may already be another test's process, and a
+/// plain kill(2) would hit it. A pidfd pins the process first; if the pid then leads up
+/// to `root`, the pidfd is that descendant (or it has died since, and the signal is
+/// lost on nobody).
+pub fn kill_descendant(root: i32, pid: i32, signal: i32) -> bool {
+    // SAFETY: pidfd_open with plain integers; the descriptor is closed below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return false;
+    }
+    let mut up = Some(pid);
+    let mut ours = false;
+    for _ in 0..64 {
+        match up.and_then(parent_of) {
+            Some(parent) if parent == root => {
+                ours = true;
+                break;
+            }
+            Some(parent) if parent > 1 => up = Some(parent),
+            _ => break,
+        }
+    }
+    // SAFETY: the pidfd opened above, a null siginfo, no flags; then closed.
+    let sent = ours
+        && unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd,
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        } == 0;
+    // SAFETY: our own descriptor, closed once.
+    unsafe { libc::close(fd as i32) };
+    sent
 }
 
 /// The probes whose command line holds `tag=<tag>` (the probe accepts and ignores it;
