@@ -361,19 +361,38 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the parent's `Plan`, alive and unchanged until this child execs
     // or exits (CLONE_VFORK).
     let plan = unsafe { &*(arg as *const Plan) };
-    // SAFETY: each call is a system call on this process's own state, with arguments
-    // that are valid for its duration (pointers into `plan`).
+    // SAFETY: both run in this child only, on the plan above; see each.
+    let stage = match unsafe { prepare_child(plan) } {
+        Ok(()) => unsafe { exec_child(plan) },
+        Err(stage) => stage,
+    };
+    // SAFETY: errno is this thread's; exit_group ends this child only.
     unsafe {
-        let fail = |stage: i32| -> libc::c_int {
-            let errno = *libc::__errno_location();
-            plan.failure
-                .store(stage << 16 | (errno & 0xffff).max(1), Ordering::Release);
-            libc::syscall(libc::SYS_exit_group, 127);
-            127
-        };
-        let sys = |rc: libc::c_long| rc >= 0;
-        if !sys(libc::syscall(libc::SYS_setpgid, 0, 0)) {
-            return fail(STAGE_SETUP);
+        let errno = *libc::__errno_location();
+        plan.failure
+            .store(stage << 16 | (errno & 0xffff).max(1), Ordering::Release);
+        libc::syscall(libc::SYS_exit_group, 127);
+    }
+    127
+}
+
+/// Returns whether a raw system call succeeded (errno then says why not).
+fn ok(rc: libc::c_long) -> bool {
+    rc >= 0
+}
+
+/// The child's own process state, in the order that matters: its group (and the
+/// terminal), the user, umask, descriptors, directory, and the signal mask last. On
+/// failure, the stage it failed in (errno says why).
+///
+/// # Safety
+/// Only in the child of [`child_main`]: raw system calls on its own state, with pointers
+/// into `plan`, which outlives them.
+unsafe fn prepare_child(plan: &Plan) -> Result<(), i32> {
+    // SAFETY: see the function's contract; each call changes this process only.
+    unsafe {
+        if !ok(libc::syscall(libc::SYS_setpgid, 0, 0)) {
+            return Err(STAGE_SETUP);
         }
         if plan.take_terminal {
             // A background group that calls tcsetpgrp gets SIGTTOU unless it blocks it
@@ -388,20 +407,22 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             );
         }
         if let Some((uid, gid)) = plan.user {
-            if !sys(libc::syscall(
+            if !ok(libc::syscall(
                 libc::SYS_setgroups,
                 plan.groups.len(),
                 plan.groups.as_ptr(),
-            )) || !sys(libc::syscall(libc::SYS_setgid, gid))
-                || !sys(libc::syscall(libc::SYS_setuid, uid))
+            )) || !ok(libc::syscall(libc::SYS_setgid, gid))
+                || !ok(libc::syscall(libc::SYS_setuid, uid))
             {
-                return fail(STAGE_SETUP);
+                return Err(STAGE_SETUP);
             }
         }
         if let Some(mask) = plan.umask {
             libc::syscall(libc::SYS_umask, mask);
         }
-        for (fd, target) in [(plan.stdin, 0), (plan.stdout, 1), (plan.stderr, 2)] {
+        let fds = [(plan.stdin, 0), (plan.stdout, 1), (plan.stderr, 2)];
+        let notify = plan.notify.map(|(fd, target)| (Some(fd), target));
+        for (fd, target) in fds.into_iter().chain(notify) {
             // dup onto itself (launch started with that descriptor closed) would keep
             // close-on-exec: clear it instead.
             let rc = match fd {
@@ -409,42 +430,44 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 Some(fd) if fd == target => libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0),
                 Some(fd) => libc::syscall(libc::SYS_dup3, fd, target, 0),
             };
-            if !sys(rc) {
-                return fail(STAGE_SETUP);
-            }
-        }
-        if let Some((fd, target)) = plan.notify {
-            // dup onto itself would keep close-on-exec: clear it instead.
-            let rc = if fd == target {
-                libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0)
-            } else {
-                libc::syscall(libc::SYS_dup3, fd, target, 0)
-            };
-            if !sys(rc) {
-                return fail(STAGE_SETUP);
+            if !ok(rc) {
+                return Err(STAGE_SETUP);
             }
         }
         if plan.close_fds {
             mark_cloexec_from(3, plan.notify.map_or(-1, |(_, target)| target));
         }
         if let Some(cwd) = &plan.cwd
-            && !sys(libc::syscall(libc::SYS_chdir, cwd.as_ptr()))
+            && !ok(libc::syscall(libc::SYS_chdir, cwd.as_ptr()))
         {
-            return fail(STAGE_CHDIR);
+            return Err(STAGE_CHDIR);
         }
         // The mask last: from here a signal acts on the child as it would on CMD.
-        if !sys(libc::syscall(
+        if !ok(libc::syscall(
             libc::SYS_rt_sigprocmask,
             libc::SIG_SETMASK,
             &plan.mask as *const libc::sigset_t,
             std::ptr::null::<libc::sigset_t>(),
             8usize,
         )) {
-            return fail(STAGE_SETUP);
+            return Err(STAGE_SETUP);
         }
-        // execvp's rules: try each PATH entry; a permission error is remembered and
-        // wins over a later "not found"; any other error stops the search.
-        let mut denied = false;
+    }
+    Ok(())
+}
+
+/// Execs the command by execvp's rules: each PATH entry in turn; a permission error is
+/// remembered and wins over a later "not found"; any other error stops the search; a
+/// file without a shebang (ENOEXEC) runs under the shell. Returns only when nothing
+/// could be executed, with the stage (errno says why).
+///
+/// # Safety
+/// Only in the child of [`child_main`], after [`prepare_child`]: the pointers are
+/// `plan`'s, NUL-terminated arrays that outlive the calls.
+unsafe fn exec_child(plan: &Plan) -> i32 {
+    let mut denied = false;
+    // SAFETY: see the function's contract; execve returns only on failure.
+    unsafe {
         for (candidate, script_argv) in plan.candidates.iter().zip(&plan.script_argv) {
             libc::syscall(
                 libc::SYS_execve,
@@ -464,14 +487,14 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             match *libc::__errno_location() {
                 libc::EACCES => denied = true,
                 libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
-                _ => return fail(STAGE_EXEC),
+                _ => return STAGE_EXEC,
             }
         }
         if denied {
             *libc::__errno_location() = libc::EACCES;
         }
-        fail(STAGE_EXEC)
     }
+    STAGE_EXEC
 }
 
 /// Marks every descriptor from `first` up close-on-exec, except `keep`.
