@@ -1058,6 +1058,62 @@ fn a_restart_ends_what_the_old_process_left_in_its_session_and_group() {
     assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
 }
 
+/// `launch restart NAME` of five copies stops them in one turn of the loop. Each leaves
+/// a helper in a session of its own (found through the parent links before the stop)
+/// and, from its TERM trap, an orphan in its process group that the stop signal never
+/// reached (found only by looking for the group once the copy has ended, in a reading
+/// of /proc taken after the reap): every one gets SIGTERM, which ends it, and none
+/// waits for the SIGKILL of the stop timeout.
+#[test]
+fn restarting_many_copies_at_once_ends_what_each_left_with_sigterm() {
+    let p = Project::new("run-setsid-many");
+    let tag = support::unique_tag("setsid-many");
+    let probe = support::probe().display().to_string();
+    let out = p.out();
+    p.write(
+        "project/launch.yml",
+        &format!(
+            r#"processes:
+  app:
+    instances: 5
+    command: |
+      trap '( {probe} tag={tag} sleep & ); exit 0' TERM
+      setsid {probe} tag={tag} sleep &
+      echo $$ >> {out}/app.pids
+      while :; do sleep 0.1; done
+    stop_timeout: 2s
+"#
+        ),
+    );
+    let mut launch = start_with(&p, &["-v"]);
+    let first = wait_until(Duration::from_secs(15), || {
+        let found = support::tagged(&tag);
+        (found.len() >= 5).then_some(found)
+    })
+    .unwrap_or_else(|| panic!("the helpers started: {:?}", support::tagged(&tag)));
+    assert_eq!(control(&p, &["restart", "app"]).0, 0);
+    let ended = "(killed by SIGTERM";
+    assert!(
+        launch.stderr.wait_for_n(ended, 10, Duration::from_secs(10)),
+        "not all 10 helpers ended by SIGTERM:\n{}",
+        launch.stderr.text()
+    );
+    let restarted = wait_until(Duration::from_secs(10), || {
+        let pids = fs::read_to_string(p.path("out/app.pids")).ok()?;
+        (pids.lines().count() == 10).then_some(())
+    });
+    assert!(restarted.is_some(), "{}", launch.stderr.text());
+    let now = support::tagged(&tag);
+    assert!(
+        first.iter().all(|pid| !now.contains(pid)),
+        "old helpers survive the restart: {first:?} {now:?}"
+    );
+    launch.signal(libc::SIGTERM);
+    assert_eq!(launch.wait(Duration::from_secs(10)).code(), Some(0));
+    let log = launch.stderr.text();
+    assert!(!log.contains("SIGKILL"), "{log}");
+}
+
 #[test]
 fn a_spec_without_processes_shuts_down_without_waiting() {
     let p = Project::new("run-empty");

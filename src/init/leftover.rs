@@ -76,10 +76,15 @@ impl Leftovers {
 
     /// SIGKILL to what is still there, and to anything that has joined the group or
     /// session since (a child forked after the SIGTERM), as `table` (read now) has it.
-    pub fn kill(self, spare: &[Pid], table: &ProcTable) {
+    /// Returns how many got it: none when the SIGTERM was enough.
+    pub fn kill(self, spare: &[Pid], table: &ProcTable) -> usize {
         let mut members = self.members;
-        members.extend(table.in_group_or_session(self.leader, spare, getpid()));
-        signal(&members, libc::SIGKILL);
+        for found in table.in_group_or_session(self.leader, spare, getpid()) {
+            if !members.contains(&found) {
+                members.push(found);
+            }
+        }
+        signal(&members, libc::SIGKILL)
     }
 }
 
@@ -89,13 +94,15 @@ pub fn kill(members: &[Member]) {
     signal(members, libc::SIGKILL);
 }
 
-/// Sends `signo` to each member that is still the process it was.
-fn signal(members: &[Member], signo: i32) {
+/// Sends `signo` to each member that is still the process it was; returns how many.
+fn signal(members: &[Member], signo: i32) -> usize {
+    let mut sent = 0;
     for &member in members {
-        if alive(member) {
-            let _ = send(member.pid, signo);
+        if alive(member) && send(member.pid, signo).is_ok() {
+            sent += 1;
         }
     }
+    sent
 }
 
 #[cfg(test)]

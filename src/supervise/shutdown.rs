@@ -73,11 +73,14 @@ impl Supervisor {
             // Read now: what joined a group since the SIGTERM gets SIGKILL too.
             self.proc_table = None;
             for left in due {
-                self.log_verbose(format!(
-                    "SIGKILL to what pid {} left behind (still there after its stop timeout)",
-                    left.leader()
-                ));
-                left.kill(&spare, self.proc_table());
+                let leader = left.leader();
+                let killed = left.kill(&spare, self.proc_table());
+                if killed > 0 {
+                    self.log_verbose(format!(
+                        "SIGKILL to {} pid {leader} left behind (still there after its stop timeout)",
+                        crate::plural::count(killed, "process", "processes")
+                    ));
+                }
             }
         }
         match self.phase {
