@@ -36,6 +36,15 @@ fn typos_get_a_did_you_mean_not_a_lecture_about_dashes() {
     );
     assert!(!said.contains("after '--'"), "{said}");
 
+    // An option of the command's before its name: where it goes, not "did you mean run".
+    let (code, said) = launch(&["-v", "run", "--root", "/nonexistent"]);
+    assert_eq!(code, 64, "{said}");
+    assert!(
+        said.contains("launch run [OPTIONS] (see launch run --help)"),
+        "{said}"
+    );
+    assert!(!said.contains("did you mean"), "{said}");
+
     // A word like no command at all: how to run a program.
     let (code, said) = launch(&["frobnicate"]);
     assert_eq!(code, 64, "{said}");

@@ -9,13 +9,21 @@ use crate::config::reconfigure::{self, ConfigError, Options, Plan};
 use crate::config::render::Change;
 use crate::exit::code;
 
-/// What to say after clap refused an argument: a subcommand close to the word (clap
+/// What to say after clap refused an argument: where a command's options go when the
+/// word is a command's name (`launch -v run`), a subcommand close to the word (clap
 /// cannot suggest one, since any word may start a command to run), nothing more when
 /// clap already suggested a flag, else how to run a command.
 pub fn usage_hint(clap_said: &str, subcommands: &[String]) -> String {
     let word = clap_said.split('\'').nth(1).unwrap_or("").to_string();
     if clap_said.contains("tip: a similar") {
         return String::new();
+    }
+    // `launch -v run`: the command's name came after an option of plain init's.
+    if subcommands.contains(&word) {
+        return format!(
+            "hint: a command's options go after its name: launch {word} [OPTIONS] (see launch {word} --help); \
+             before a command, options are plain init's (launch [OPTIONS] -- CMD)"
+        );
     }
     if !word.starts_with('-') {
         if let Some(hint) =
