@@ -125,7 +125,7 @@ pub fn sets_file(socket: &Path) -> PathBuf {
 
 /// Records the `--set` flags of `launch run`, so that `launch check` and `launch
 /// reconfigure` inside the container apply them too (0600, root's, beside the socket).
-/// Run-time state, like the socket: replaced whole, never flushed to disk.
+/// Run-time state, like the socket, written at every start: replaced whole, not flushed.
 pub fn record_sets(socket: &Path, sets: &[String]) -> Result<(), String> {
     let file = sets_file(socket);
     let text = serde_json::to_string(sets).map_err(|e| e.to_string())?;

@@ -51,8 +51,10 @@ pub(crate) fn proc_stat(pid: i32) -> Option<String> {
     let mut buf = [0u8; 1024];
     let n = file.read(&mut buf).ok()?;
     if n == buf.len() {
-        // Longer than any stat line the kernel writes today; read it all the slow way.
-        return fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+        // Longer than any stat line the kernel writes today; read it all the slow way,
+        // still taking a name that is not UTF-8.
+        let all = fs::read(format!("/proc/{pid}/stat")).ok()?;
+        return Some(String::from_utf8_lossy(&all).into_owned());
     }
     // The command name is the process's to choose, in any bytes: only the fields after
     // it are read.
@@ -68,6 +70,8 @@ pub(crate) fn stat_of(pid: Pid) -> Option<Stat> {
 #[derive(Debug, Clone, Default)]
 pub struct ProcTable {
     rows: HashMap<i32, Stat>,
+    /// The parent links turned round: built once, for every walk of the turn.
+    children: HashMap<i32, Vec<i32>>,
 }
 
 impl ProcTable {
@@ -87,15 +91,21 @@ impl ProcTable {
                 rows.insert(pid, stat);
             }
         }
-        Some(ProcTable { rows })
+        Some(ProcTable::from_rows(rows))
+    }
+
+    fn from_rows(rows: HashMap<i32, Stat>) -> ProcTable {
+        let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+        for (&pid, stat) in &rows {
+            children.entry(stat.parent).or_default().push(pid);
+        }
+        ProcTable { rows, children }
     }
 
     /// A table of the given rows, `(pid, stat)`.
     #[cfg(test)]
     pub(crate) fn of(rows: &[(i32, Stat)]) -> ProcTable {
-        ProcTable {
-            rows: rows.iter().copied().collect(),
-        }
+        ProcTable::from_rows(rows.iter().copied().collect())
     }
 
     /// Whether `pid` was there.
@@ -103,12 +113,17 @@ impl ProcTable {
         self.rows.contains_key(&pid.as_raw())
     }
 
+    /// Whether the table holds `pid` as the process that has it now (same start time):
+    /// false for a process started after the table was read, or one whose pid was
+    /// another's then.
+    pub fn is_current(&self, pid: Pid) -> bool {
+        let now = stat_of(pid).map(|s| s.started);
+        now.is_some() && self.rows.get(&pid.as_raw()).map(|s| s.started) == now
+    }
+
     /// Every process below `root`, by the parent links.
     pub fn descendants(&self, root: Pid) -> Vec<Member> {
-        let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-        for (&pid, stat) in &self.rows {
-            children.entry(stat.parent).or_default().push(pid);
-        }
+        let children = &self.children;
         let mut found = Vec::new();
         // Parent links cannot loop at one instant, but the table is read one process
         // at a time while pids may be recycled: never walk a pid twice.
@@ -139,13 +154,15 @@ impl ProcTable {
         } else {
             self.descendants(me)
         };
+        // The cheap test first: `spare` is a list of the managed processes.
         candidates
             .into_iter()
-            .filter(|m| m.pid != me && !spare.contains(&m.pid))
             .filter(|m| {
-                let stat = &self.rows[&m.pid.as_raw()];
-                stat.group == leader.as_raw() || stat.session == leader.as_raw()
+                self.rows.get(&m.pid.as_raw()).is_some_and(|stat| {
+                    stat.group == leader.as_raw() || stat.session == leader.as_raw()
+                })
             })
+            .filter(|m| m.pid != me && !spare.contains(&m.pid))
             .collect()
     }
 
@@ -268,7 +285,18 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(table.has(me));
+        assert!(table.is_current(me));
         assert!(found.iter().any(|m| m.pid == pid));
         assert!(!ProcTable::read().unwrap().has(pid));
+        // A process started after the table was read is not current in it.
+        let mut later = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let later_pid = Pid::from_raw(later.id() as i32);
+        assert!(!table.is_current(later_pid));
+        assert!(ProcTable::read().unwrap().is_current(later_pid));
+        later.kill().unwrap();
+        later.wait().unwrap();
     }
 }

@@ -46,6 +46,11 @@ impl Supervisor {
                 self.apply(i, result);
             }
             Effect::Snapshot { pid } => {
+                // Started after this turn's table was read (a restart in the same
+                // turn), or its pid was another process's then: read /proc again.
+                if !self.proc_table().is_current(pid) {
+                    self.proc_table = None;
+                }
                 self.procs[i].snapshot = leftover::snapshot(self.proc_table(), pid);
             }
             // Never 0 or 1: as a group those are launch's own, or every process there is.

@@ -63,7 +63,8 @@ impl Supervisor {
     /// `/proc`, read at most once per turn of the loop (and again after a reap), so
     /// that stopping N processes reads it about once rather than twice per process.
     /// Every answer stays exact: a snapshot is taken from a table read after the
-    /// events that came before the stop, a sweep from one read after the reap.
+    /// events that came before the stop (and read again when the process is not in
+    /// it as itself: started later in the turn), a sweep from one read after the reap.
     pub(super) fn proc_table(&mut self) -> &ProcTable {
         self.proc_table
             .get_or_insert_with(|| ProcTable::read().unwrap_or_default())

@@ -168,8 +168,8 @@ pub fn write(
 }
 
 /// Stages and commits one file without flushing it: for run-time state (beside the
-/// control socket, in `/run`: a tmpfs gone with the container), where a crash loses
-/// nothing a flush would keep and the two flushes cost a start-up milliseconds.
+/// control socket, in `/run`), which every start writes afresh, so a crash loses
+/// nothing a flush would keep, and the two flushes cost a start-up milliseconds.
 /// Readers still see the old content or the new, never a mix.
 pub fn write_unflushed(
     dest: &Path,
