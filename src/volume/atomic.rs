@@ -177,9 +177,7 @@ pub fn write_unflushed(
     attrs: Attributes,
     trust: &Trust,
 ) -> Result<Committed, AtomicError> {
-    let (dir, name) = parent_of(dest, trust, true)?;
-    let dir = dir.ok_or_else(|| AtomicError::NoFileName { path: dest.into() })?;
-    Ok(stage_in(&dir, name, content, attrs)?.commit()?)
+    Ok(stage(dest, content, attrs, trust)?.commit()?)
 }
 
 /// Stages, flushes and commits `name` in the held directory `dir`.
