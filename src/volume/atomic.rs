@@ -234,6 +234,38 @@ mod tests {
     }
 
     #[test]
+    fn an_unflushed_write_replaces_the_file_whole_and_refuses_a_planted_symlink() {
+        let dir = tmp("unflushed");
+        let dest = dir.join("run/sets.json");
+        for content in ["[]", "[\"a=1\"]"] {
+            let how = write_unflushed(
+                &dest,
+                content.as_bytes(),
+                Attributes::mode(0o600),
+                &Trust::default(),
+            )
+            .unwrap();
+            assert_eq!(how, Committed::Renamed);
+            assert_eq!(fs::read_to_string(&dest).unwrap(), content);
+        }
+        assert_eq!(
+            fs::metadata(&dest).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        assert_eq!(fs::read_dir(dest.parent().unwrap()).unwrap().count(), 1);
+        // The directory swapped for a symlink to elsewhere, where others can write (so
+        // anyone could have planted it): nothing is written there.
+        let elsewhere = dir.join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::remove_dir_all(dir.join("run")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join("run")).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let _ = write_unflushed(&dest, b"[]", Attributes::mode(0o600), &Trust::default());
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn dropping_a_staged_file_leaves_the_old_one() {
         let dir = tmp("drop");
         let dest = dir.join("file");
