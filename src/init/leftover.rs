@@ -23,11 +23,6 @@ fn alive(member: Member) -> bool {
     stat_of(member.pid).is_some_and(|s| s.started == member.started)
 }
 
-/// Every descendant of `leader`, as `table` (read while it still runs) has them.
-pub fn snapshot(table: &ProcTable, leader: Pid) -> Vec<Member> {
-    table.descendants(leader)
-}
-
 /// What one ended process left, and when it gets SIGKILL.
 #[derive(Debug, Clone)]
 pub struct Leftovers {
@@ -52,11 +47,10 @@ impl Leftovers {
             .into_iter()
             .filter(|m| !spare.contains(&m.pid) && alive(*m))
             .collect();
-        for found in table.in_group_or_session(leader, spare, getpid()) {
-            if !members.contains(&found) {
-                members.push(found);
-            }
-        }
+        join(
+            &mut members,
+            table.in_group_or_session(leader, spare, getpid()),
+        );
         if members.is_empty() {
             return None;
         }
@@ -79,11 +73,10 @@ impl Leftovers {
     /// Returns how many got it: none when the SIGTERM was enough.
     pub fn kill(self, spare: &[Pid], table: &ProcTable) -> usize {
         let mut members = self.members;
-        for found in table.in_group_or_session(self.leader, spare, getpid()) {
-            if !members.contains(&found) {
-                members.push(found);
-            }
-        }
+        join(
+            &mut members,
+            table.in_group_or_session(self.leader, spare, getpid()),
+        );
         signal(&members, libc::SIGKILL)
     }
 }
@@ -92,6 +85,15 @@ impl Leftovers {
 /// the process they belong to is over while it still runs).
 pub fn kill(members: &[Member]) {
     signal(members, libc::SIGKILL);
+}
+
+/// Adds to `members` those of `found` not among them yet (each is signalled once).
+fn join(members: &mut Vec<Member>, found: Vec<Member>) {
+    for member in found {
+        if !members.contains(&member) {
+            members.push(member);
+        }
+    }
 }
 
 /// Sends `signo` to each member that is still the process it was; returns how many.

@@ -51,7 +51,7 @@ impl Supervisor {
                 if !self.proc_table().is_current(pid) {
                     self.proc_table = None;
                 }
-                self.procs[i].snapshot = leftover::snapshot(self.proc_table(), pid);
+                self.procs[i].snapshot = self.proc_table().descendants(pid);
             }
             // Never 0 or 1: as a group those are launch's own, or every process there is.
             Effect::Signal { pid, .. } if pid.as_raw() <= 1 => {}

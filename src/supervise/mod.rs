@@ -335,9 +335,10 @@ impl Supervisor {
     fn run(&mut self) -> i32 {
         let mut wakes = Vec::new();
         loop {
+            // /proc as this turn finds it (see `proc_table`).
+            self.proc_table = None;
             // A phase that changes may have more to do at once (a shutdown with nothing
             // running is over at once): go on until it settles.
-            self.proc_table = None;
             loop {
                 let before = self.phase;
                 self.advance();
